@@ -1,0 +1,40 @@
+# sessions lab — the commands a workshop types. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test lint lock clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)) and "Python 3.11 or 3.12 is needed; run make PYTHON=python3.11 …")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
+
+MODE ?= db
+demo: $(STAMP)  ## start the shop on http://127.0.0.1:8000 (one instance; MODE=sticky|redis|db|cached_db|cookie|jwt)
+	DEBUG=1 SESSION_MODE=$(MODE) $(BIN)/python manage.py migrate --noinput -v0
+	DEBUG=1 SESSION_MODE=$(MODE) $(BIN)/python manage.py create_demo_users 10
+	@echo "Shop on http://127.0.0.1:8000  (mode $(MODE); log in as demo / demo-password; Ctrl-C stops)"
+	DEBUG=1 SESSION_MODE=$(MODE) COOKIE_SECURE=0 $(BIN)/gunicorn sessions_lab.wsgi:application \
+		--bind 127.0.0.1:8000 --workers 1 --threads 4 --control-socket .lab/gunicorn.ctl
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
+
+clean:  ## remove the run folder and caches (keeps .venv)
+	rm -rf .lab .pytest_cache .ruff_cache

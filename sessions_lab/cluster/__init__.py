@@ -1,0 +1,1 @@
+"""The native cluster: nginx, N gunicorn instances, Redis and PostgreSQL on loopback."""

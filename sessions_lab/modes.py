@@ -1,0 +1,207 @@
+"""The session modes: one small record per strategy, chosen by ``SESSION_MODE``.
+
+Like ``django.contrib.sessions.backends``, every mode answers the same
+questions (where the session lives, how the load balancer must route, what
+Django settings that takes); ``settings.py`` applies exactly one of them, and
+the contract tests apply each in turn. Nothing here imports Django models, so
+the lab (CLI, cluster) can read the registry without configuring Django.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class LoadBalancing(StrEnum):
+    """How nginx must spread requests for a mode to keep its promises."""
+
+    AFFINITY = "affinity"  # the session lives in one instance: pin each client to it
+    ROUND_ROBIN = "round_robin"  # any instance can answer any request
+
+
+# The middleware stack differs only in how a request is tied to a user:
+# session-backed modes load ``request.session``; ``jwt`` has no server session
+# and reads the token from a cookie (pages) or the Authorization header (API).
+MIDDLEWARE_HEAD = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "shop.middleware.InstanceHeadersMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+MIDDLEWARE_SESSION = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+MIDDLEWARE_JWT = [
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "shop.jwt_cookies.JWTCookieMiddleware",
+]
+MIDDLEWARE_TAIL = [
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+REST_FRAMEWORK_BASE: dict[str, Any] = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SESSION_AUTHENTICATION = ["shop.api.authentication.SessionAuthentication"]
+JWT_AUTHENTICATION = [
+    "shop.api.authentication.BearerAuthentication",
+    "shop.api.authentication.JWTCookieAuthentication",
+]
+
+# The cache key prefix is shared by every instance of a deployment, so a
+# session written by app1 is found by app2 (``redis``, ``cached_db``).
+SESSION_CACHE_KEY_PREFIX = "sessions-lab"
+
+
+def _redis_cache(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": env.get("REDIS_URL", "redis://127.0.0.1:6380/0"),
+        "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # A dead Redis must show up as errors, not hang each request.
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+
+
+def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
+    # Per process: one gunicorn worker per instance in this mode (threads for
+    # concurrency), or each worker would have sessions of its own.
+    return {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "sessions",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One session strategy: where the session lives and what it takes."""
+
+    name: str
+    summary: str  # the one-line trade-off
+    store: str  # where the session lives, as the inspector says it
+    load_balancing: LoadBalancing
+    session_engine: str | None  # None: no server session at all (jwt)
+    session_cache: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
+    uses_redis: bool = False
+    keeps_sessions_on_instance_death: bool = True
+
+    def settings(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The Django settings fragment this mode needs."""
+        env = os.environ if env is None else env
+        middle, authentication = (
+            (MIDDLEWARE_JWT, JWT_AUTHENTICATION)
+            if self.is_jwt
+            else (MIDDLEWARE_SESSION, SESSION_AUTHENTICATION)
+        )
+        fragment: dict[str, Any] = {
+            "SESSION_MODE": self.name,
+            "MIDDLEWARE": [*MIDDLEWARE_HEAD, *middle, *MIDDLEWARE_TAIL],
+            "REST_FRAMEWORK": {
+                **REST_FRAMEWORK_BASE,
+                "DEFAULT_AUTHENTICATION_CLASSES": authentication,
+            },
+        }
+        if self.session_engine is not None:
+            fragment["SESSION_ENGINE"] = self.session_engine
+        caches: dict[str, Any] = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        }
+        if self.session_cache is not None:
+            caches["sessions"] = self.session_cache(env)
+            fragment["SESSION_CACHE_ALIAS"] = "sessions"
+        fragment["CACHES"] = caches
+        return fragment
+
+    @property
+    def is_jwt(self) -> bool:
+        return self.session_engine is None
+
+
+MODES: dict[str, Mode] = {
+    mode.name: mode
+    for mode in (
+        Mode(
+            name="sticky",
+            summary="Fastest; an instance's death logs out everyone pinned to it.",
+            store="local memory of one instance",
+            load_balancing=LoadBalancing.AFFINITY,
+            session_engine="django.contrib.sessions.backends.cache",
+            session_cache=_locmem_cache,
+            keeps_sessions_on_instance_death=False,
+        ),
+        Mode(
+            name="redis",
+            summary="Any instance serves anyone; Redis is now the single point of failure.",
+            store="Redis",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine="django.contrib.sessions.backends.cache",
+            session_cache=_redis_cache,
+            uses_redis=True,
+        ),
+        Mode(
+            name="db",
+            summary="Durable and simple; every session write is a database commit.",
+            store="a row in django_session",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine="django.contrib.sessions.backends.db",
+        ),
+        Mode(
+            name="cached_db",
+            summary="Reads from Redis, writes through to the database: survives either restart.",
+            store="Redis, written through to a row in django_session",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine="django.contrib.sessions.backends.cached_db",
+            session_cache=_redis_cache,
+            uses_redis=True,
+        ),
+        Mode(
+            name="cookie",
+            summary="No server state; logout cannot revoke a copied cookie, 4 KB ceiling.",
+            store="a signed cookie in the browser",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine="django.contrib.sessions.backends.signed_cookies",
+        ),
+        Mode(
+            name="jwt",
+            summary="Identity in a signed token, cart in the database; logout cannot recall "
+            "an access token before it expires.",
+            store="a JWT (identity) and cart rows in the database",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine=None,
+        ),
+    )
+}
+
+MODE_NAMES: tuple[str, ...] = tuple(MODES)
+
+
+class UnknownModeError(ValueError):
+    """Raised for a ``SESSION_MODE`` that is not in the registry."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown SESSION_MODE {name!r}. Valid modes: {', '.join(MODE_NAMES)}.")
+
+
+def get_mode(name: str) -> Mode:
+    """The registry record for ``name``; raises ``UnknownModeError`` naming the valid modes."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise UnknownModeError(name) from None

@@ -1,0 +1,23 @@
+"""URLs: the shop's pages, its JSON API, the API schema, and the health check."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from shop import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("", views.catalog, name="catalog"),
+    path("products/<int:pk>/", views.product_detail, name="product"),
+    path("cart/", views.cart_page, name="cart"),
+    path("cart/add/<int:pk>/", views.cart_add, name="cart-add"),
+    path("cart/update/<int:pk>/", views.cart_update, name="cart-update"),
+    path("cart/remove/<int:pk>/", views.cart_remove, name="cart-remove"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/", views.orders, name="orders"),
+    path("accounts/login/", views.login_page, name="login"),
+    path("accounts/logout/", views.logout_page, name="logout"),
+    path("api/", include("shop.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,209 @@
+"""The JSON API views: thin; the work is in ``shop.services`` and ``shop.cart``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate, login, logout
+from django.middleware.csrf import get_token
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+from rest_framework_simplejwt import views as jwt_views
+
+from sessions_lab.modes import get_mode
+from shop import services
+from shop.api import serializers
+from shop.cart import Cart, CartStore, cart_store_for
+from shop.inspector import describe_session
+from shop.models import Product
+
+INVALID_CREDENTIALS = "Invalid username or password."
+
+
+def _is_jwt_mode() -> bool:
+    return get_mode(settings.SESSION_MODE).is_jwt
+
+
+class ModeAuthentication:
+    """Authenticates the way the current mode does, read per request, not at import.
+
+    DRF copies ``DEFAULT_AUTHENTICATION_CLASSES`` onto each view class when it
+    is defined; reading it here instead lets the contract tests switch mode.
+    """
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+
+
+class SessionModesOnly:
+    """Answers 404 in ``jwt`` mode, before authentication (there is no session to log into)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if _is_jwt_mode():
+            raise exceptions.NotFound()
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class JWTModeOnly:
+    """Answers 404 in the session modes: they hand out no tokens."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if not _is_jwt_mode():
+            raise exceptions.NotFound()
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class CartAccess(BasePermission):
+    """Anonymous carts in the session modes; in ``jwt`` mode the cart belongs to a user."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return not _is_jwt_mode() or bool(request.user and request.user.is_authenticated)
+
+
+def cart_body(cart: Cart) -> dict[str, Any]:
+    return {
+        "items": [{"product": pid, "quantity": quantity} for pid, quantity in cart],
+        "total": f"{services.cart_total(cart):.2f}",
+    }
+
+
+def _store(request: Request) -> CartStore:
+    store = cart_store_for(request)
+    if store is None:
+        raise exceptions.NotAuthenticated()
+    return store
+
+
+@extend_schema(responses=serializers.WhoAmISerializer)
+class WhoAmIView(ModeAuthentication, APIView):
+    """Who this request is, which instance answered, and where the session lives; sets the CSRF cookie."""
+
+    def get(self, request: Request) -> Response:
+        get_token(request._request)
+        user = request.user
+        return Response(
+            {
+                "instance": settings.INSTANCE_NAME,
+                "mode": settings.SESSION_MODE,
+                "authenticated": bool(user.is_authenticated),
+                "username": user.get_username() if user.is_authenticated else "",
+                "session": describe_session(
+                    request._request, bearer=request.auth if _is_jwt_mode() else None
+                ),
+            }
+        )
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("category", str, description="Only this category's products")]
+)
+class ProductListView(ModeAuthentication, generics.ListAPIView):
+    """The catalog as a plain list (not paginated)."""
+
+    serializer_class = serializers.ProductSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        products = Product.objects.all()
+        category = self.request.query_params.get("category")
+        return products.filter(category=category) if category else products
+
+
+class CartView(ModeAuthentication, APIView):
+    """The cart of this session (or, in ``jwt`` mode, of this user)."""
+
+    permission_classes = [CartAccess]
+
+    @extend_schema(responses=serializers.CartSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(cart_body(_store(request).load()))
+
+
+class CartItemView(ModeAuthentication, APIView):
+    """Set one product's quantity (0 removes it): idempotent, so a retry cannot add twice."""
+
+    permission_classes = [CartAccess]
+
+    def _product(self, product_id: int) -> Product:
+        try:
+            return Product.objects.get(pk=product_id)
+        except Product.DoesNotExist:
+            raise exceptions.NotFound(f"Unknown product {product_id}.") from None
+
+    @extend_schema(request=serializers.QuantitySerializer, responses=serializers.CartSerializer)
+    def put(self, request: Request, product_id: int) -> Response:
+        product = self._product(product_id)
+        body = serializers.QuantitySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        cart = services.cart_set_item(_store(request), product, body.validated_data["quantity"])
+        return Response(cart_body(cart))
+
+    @extend_schema(request=None, responses=serializers.CartSerializer)
+    def delete(self, request: Request, product_id: int) -> Response:
+        product = self._product(product_id)
+        return Response(cart_body(services.cart_remove_item(_store(request), product)))
+
+
+class CheckoutView(ModeAuthentication, APIView):
+    """Place an order from the cart and empty it; needs a login in every mode."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={201: serializers.OrderCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        try:
+            order = services.order_place(request.user, _store(request))
+        except services.EmptyCartError as error:
+            raise exceptions.ValidationError(str(error)) from None
+        return Response(
+            {"order": order.pk, "total": f"{order.total:.2f}"}, status=status.HTTP_201_CREATED
+        )
+
+
+class SessionLoginView(ModeAuthentication, SessionModesOnly, APIView):
+    """Log in with a session; the session id is rotated, the anonymous cart kept."""
+
+    @extend_schema(
+        request=serializers.CredentialsSerializer, responses=serializers.WhoAmISerializer
+    )
+    def post(self, request: Request) -> Response:
+        body = serializers.CredentialsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = authenticate(request._request, **body.validated_data)
+        if user is None:
+            raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        login(request._request, user)
+        return Response({"detail": "Logged in.", "username": user.get_username()})
+
+
+class SessionLogoutView(ModeAuthentication, SessionModesOnly, APIView):
+    """End the session: server-side modes forget it; a copied signed cookie stays valid."""
+
+    @extend_schema(request=None, responses=serializers.DetailSerializer)
+    def post(self, request: Request) -> Response:
+        logout(request._request)
+        return Response({"detail": "Logged out."})
+
+
+class TokenObtainView(JWTModeOnly, jwt_views.TokenObtainPairView):
+    """Trade a username and password for an access and a refresh token."""
+
+
+class TokenRefreshView(JWTModeOnly, jwt_views.TokenRefreshView):
+    """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
+
+
+class TokenLogoutView(JWTModeOnly, jwt_views.TokenBlacklistView):
+    """Blacklist a refresh token. The access token stays valid until it expires."""
+
+    @extend_schema(request=serializers.RefreshSerializer, responses=serializers.DetailSerializer)
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        super().post(request, *args, **kwargs)
+        return Response({"detail": "Logged out. The access token stays valid until it expires."})

@@ -1,0 +1,30 @@
+"""The products the shop opens with: about twenty, in four categories."""
+
+PRODUCTS = [
+    (
+        "coffee",
+        "Ethiopia Yirgacheffe, 250 g",
+        "12.50",
+        "Floral and bright, with notes of bergamot.",
+    ),
+    ("coffee", "Colombia Huila, 250 g", "10.90", "Caramel sweetness, red apple acidity."),
+    ("coffee", "Brazil Cerrado, 1 kg", "29.00", "Nutty and chocolatey; an espresso workhorse."),
+    ("coffee", "House Espresso Blend, 500 g", "16.40", "Dark chocolate and a long finish."),
+    ("coffee", "Decaf Peru, 250 g", "11.20", "Swiss-water decaf that still tastes of coffee."),
+    ("coffee", "Kenya AA, 250 g", "14.80", "Blackcurrant and grapefruit."),
+    ("tea", "Darjeeling First Flush, 100 g", "13.00", "Light, muscatel, spring-picked."),
+    ("tea", "Sencha Fukamushi, 100 g", "9.50", "Deep-steamed green tea, grassy and sweet."),
+    ("tea", "Assam Breakfast, 250 g", "8.20", "Malty and strong enough for milk."),
+    ("tea", "Earl Grey Blue Flower, 100 g", "7.90", "Black tea with bergamot and cornflowers."),
+    ("tea", "Rooibos Vanilla, 100 g", "6.40", "Caffeine-free, for the evening session."),
+    ("gear", "Pour-over Dripper", "24.00", "Ceramic cone dripper, size 02."),
+    ("gear", "Paper Filters, 100 pcs", "5.50", "Fit the size 02 dripper."),
+    ("gear", "Burr Grinder", "89.00", "Conical burrs, 40 grind settings."),
+    ("gear", "Gooseneck Kettle", "45.00", "0.8 l, for a slow and even pour."),
+    ("gear", "French Press, 1 l", "32.00", "Borosilicate glass, steel frame."),
+    ("gear", "Digital Scale", "27.50", "0.1 g resolution with a timer."),
+    ("mugs", "Stoneware Mug", "14.00", "350 ml, glazed by hand."),
+    ("mugs", "Double-walled Glass", "12.00", "Keeps the coffee hot and the hands cool."),
+    ("mugs", "Travel Tumbler", "22.00", "Leak-proof, 400 ml."),
+    ("mugs", "Espresso Cups, pair", "16.00", "Thick porcelain, 80 ml."),
+]

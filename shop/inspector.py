@@ -1,0 +1,87 @@
+"""What the session inspector footer (and ``/api/whoami/``) says about this request's session.
+
+It names the place this mode keeps the session — the lesson of the whole
+lab — and its size. Session keys are shown shortened: the full key is a
+credential and does not belong in a page.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest
+
+from sessions_lab.modes import get_mode
+
+
+def _short(key: str | None) -> str:
+    return f"{key[:8]}…" if key else ""
+
+
+def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]:
+    """Where this request's session lives and how big it is; ``bearer``: a token from the header."""
+    mode = get_mode(settings.SESSION_MODE)
+    info: dict[str, Any] = {"store": mode.store, "bytes": 0}
+    if mode.is_jwt:
+        token, carrier = bearer, "Authorization header"
+        if token is None:
+            bool(request.user.is_authenticated)  # resolves the lazy user, which reads the cookie
+            token, carrier = getattr(request, "jwt", {}).get("access"), "cookie"
+        if token is None:
+            info["text"] = "no token: log in to get one"
+            return info
+        size = len(token.token)
+        expires_in = max(0, int(token["exp"] - time.time()))
+        info.update(
+            bytes=size,
+            expires_in=expires_in,
+            text=f"JWT in the {carrier}, {size} bytes, expires in "
+            f"{expires_in // 60}:{expires_in % 60:02d}",
+        )
+        return info
+
+    session = request.session
+    data = dict(session.items())
+    key = session.session_key
+    if mode.name == "cookie":
+        value = session._get_session_key() if data else ""  # the cookie's value, as it will be sent
+        info.update(
+            bytes=len(value), text=f"cookie, {len(value)} bytes" if value else "no cookie yet"
+        )
+        return info
+    encoded = session.encode(data) if data else ""
+    info.update(bytes=len(encoded), key=_short(key))
+    if not key:
+        info["text"] = "no session yet (nothing stored)"
+    elif mode.name == "db":
+        info["text"] = f"row in django_session, key {_short(key)}, {len(encoded)} bytes"
+    else:
+        full_key = caches[settings.SESSION_CACHE_ALIAS].make_key(session.cache_key_prefix + key)
+        shown_key = full_key[: len(full_key) - len(key)] + _short(key)
+        where = {
+            "sticky": f"local memory of {settings.INSTANCE_NAME}, key",
+            "redis": "Redis key",
+            "cached_db": "Redis key",
+        }[mode.name]
+        info["text"] = f"{where} {shown_key}, {len(encoded)} bytes"
+        if mode.name == "cached_db":
+            info["text"] += " (and a row in django_session)"
+    return info
+
+
+def inspector(request: HttpRequest) -> dict[str, Any]:
+    """Everything the footer shows."""
+    user = request.user
+    return {
+        "mode": settings.SESSION_MODE,
+        "mode_summary": get_mode(settings.SESSION_MODE).summary,
+        "instance": settings.INSTANCE_NAME,
+        "authenticated": user.is_authenticated,
+        "username": user.get_username() if user.is_authenticated else "",
+        "session": describe_session(request),
+        "cookie_secure": settings.COOKIE_SECURE,
+        "dashboard_url": settings.LAB_DASHBOARD_URL,
+    }

@@ -1,0 +1,106 @@
+"""``jwt`` mode for the HTML pages: the tokens ride in HttpOnly cookies.
+
+API clients send ``Authorization: Bearer``; a browser cannot be trusted to
+keep a token out of reach of scripts, so the pages keep the access and
+refresh tokens in HttpOnly, SameSite=Lax cookies — which makes them
+cookie-authenticated, so their form posts carry CSRF tokens like any other.
+An expired access token is refreshed from the refresh cookie (rotating it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+
+def set_token_cookies(response: HttpResponse, access: str, refresh: str) -> None:
+    common = {
+        "httponly": True,
+        "samesite": "Lax",
+        "secure": settings.COOKIE_SECURE,
+        "path": "/",
+    }
+    refresh_age = int(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds())
+    response.set_cookie(settings.JWT_ACCESS_COOKIE, access, max_age=refresh_age, **common)
+    response.set_cookie(settings.JWT_REFRESH_COOKIE, refresh, max_age=refresh_age, **common)
+
+
+def delete_token_cookies(response: HttpResponse) -> None:
+    for name in (settings.JWT_ACCESS_COOKIE, settings.JWT_REFRESH_COOKIE):
+        response.delete_cookie(name, path="/", samesite="Lax")
+
+
+def issue_tokens(user: Any) -> tuple[str, str]:
+    refresh = RefreshToken.for_user(user)
+    return str(refresh.access_token), str(refresh)
+
+
+def blacklist_refresh(raw_refresh: str) -> None:
+    """Revoke a refresh token; an already invalid one needs no revoking."""
+    with contextlib.suppress(TokenError):
+        RefreshToken(raw_refresh).blacklist()
+
+
+class JWTCookieMiddleware:
+    """Sets ``request.user`` from the access cookie, refreshing it when it has expired."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.authentication = JWTAuthentication()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        outcome: dict[str, Any] = {}
+        request.jwt = outcome  # type: ignore[attr-defined]
+        request.user = SimpleLazyObject(lambda: self._user(request, outcome))  # type: ignore[assignment]
+        response = self.get_response(request)
+        if settings.JWT_ACCESS_COOKIE in response.cookies:
+            return response  # the view logged in or out: its cookies win
+        if "new_tokens" in outcome:
+            set_token_cookies(response, *outcome["new_tokens"])
+        elif outcome.get("invalid"):
+            delete_token_cookies(response)
+        return response
+
+    def _user(self, request: HttpRequest, outcome: dict[str, Any]) -> Any:
+        raw_access = request.COOKIES.get(settings.JWT_ACCESS_COOKIE)
+        raw_refresh = request.COOKIES.get(settings.JWT_REFRESH_COOKIE)
+        token = self._valid_access(raw_access) if raw_access else None
+        if token is None and raw_refresh:
+            token = self._refreshed_access(raw_refresh, outcome)
+        if token is not None:
+            outcome["access"] = token
+            try:
+                return self.authentication.get_user(token)
+            except (InvalidToken, AuthenticationFailed):
+                pass  # the user is gone or inactive: fall through to anonymous
+        if raw_access or raw_refresh:
+            outcome["invalid"] = True
+        return AnonymousUser()
+
+    def _valid_access(self, raw: str) -> AccessToken | None:
+        try:
+            return self.authentication.get_validated_token(raw.encode())
+        except (InvalidToken, TokenError):
+            return None
+
+    def _refreshed_access(self, raw_refresh: str, outcome: dict[str, Any]) -> AccessToken | None:
+        """A new access token from the refresh cookie; the refresh token rotates with it."""
+        serializer = TokenRefreshSerializer(data={"refresh": raw_refresh})
+        try:
+            serializer.is_valid(raise_exception=True)
+        except (InvalidToken, TokenError, ValidationError, AuthenticationFailed):
+            return None
+        access = serializer.validated_data["access"]
+        outcome["new_tokens"] = (access, serializer.validated_data.get("refresh", raw_refresh))
+        return AccessToken(access)

@@ -1,0 +1,78 @@
+"""Catalog, orders, and the per-user cart rows that only ``jwt`` mode uses."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+class Product(models.Model):
+    CATEGORIES = [
+        ("coffee", "Coffee"),
+        ("tea", "Tea"),
+        ("gear", "Brewing gear"),
+        ("mugs", "Mugs"),
+    ]
+
+    name = models.CharField(max_length=100)
+    category = models.CharField(max_length=20, choices=CATEGORIES)
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["category", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Order(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    total = models.DecimalField(max_digits=10, decimal_places=2)
+    # Which instance took the order: the workshop can see checkout work anywhere.
+    instance = models.CharField(max_length=50)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=8, decimal_places=2)
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product}"
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class CartLine(models.Model):
+    """One line of a logged-in user's cart, in ``jwt`` mode (the token carries identity only).
+
+    A row per line, not one blob per cart: two tabs changing different lines
+    both keep their change, where a session blob keeps only the last save.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cart_lines"
+    )
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "product"], name="one_cart_line_per_product")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.quantity} × {self.product}"

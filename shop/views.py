@@ -1,0 +1,207 @@
+"""The HTML pages a person clicks through; thin, like the API, over ``shop.services``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from sessions_lab.modes import get_mode
+from shop import services
+from shop.cart import Cart, cart_store_for
+from shop.forms import QuantityForm
+from shop.jwt_cookies import (
+    blacklist_refresh,
+    delete_token_cookies,
+    issue_tokens,
+    set_token_cookies,
+)
+from shop.models import Product
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for nginx and the lab: answers without touching the session."""
+    return JsonResponse({"ok": True, "instance": settings.INSTANCE_NAME})
+
+
+def _jwt_mode() -> bool:
+    return get_mode(settings.SESSION_MODE).is_jwt
+
+
+def _cart(request: HttpRequest) -> Cart:
+    store = cart_store_for(request)
+    return store.load() if store is not None else Cart()
+
+
+def catalog(request: HttpRequest) -> HttpResponse:
+    category = request.GET.get("category", "")
+    products = Product.objects.all()
+    if category:
+        products = products.filter(category=category)
+    return render(
+        request,
+        "shop/catalog.html",
+        {
+            "products": products,
+            "categories": Product.CATEGORIES,
+            "category": category,
+            "cart": _cart(request),
+        },
+    )
+
+
+def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(Product, pk=pk)
+    return render(
+        request,
+        "shop/product.html",
+        {"product": product, "cart": _cart(request), "in_cart": _cart(request).quantity(pk)},
+    )
+
+
+def _store_or_login(request: HttpRequest):
+    store = cart_store_for(request)
+    if store is None:
+        messages.info(request, "In jwt mode the cart belongs to a user: log in first.")
+    return store
+
+
+@require_POST
+def cart_add(request: HttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(Product, pk=pk)
+    store = _store_or_login(request)
+    if store is None:
+        return redirect(f"{settings.LOGIN_URL}?next=/products/{pk}/")
+    form = QuantityForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a quantity between 1 and 99.")
+        return redirect("product", pk=pk)
+    services.cart_add_item(store, product, form.cleaned_data["quantity"])
+    messages.success(request, f"Added {product.name} to your cart.")
+    return redirect("cart")
+
+
+@require_POST
+def cart_update(request: HttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(Product, pk=pk)
+    store = _store_or_login(request)
+    if store is None:
+        return redirect(f"{settings.LOGIN_URL}?next=/cart/")
+    form = QuantityForm(request.POST)
+    if form.is_valid():
+        services.cart_set_item(store, product, form.cleaned_data["quantity"])
+    else:
+        messages.error(request, "Choose a quantity between 0 and 99.")
+    return redirect("cart")
+
+
+@require_POST
+def cart_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(Product, pk=pk)
+    store = _store_or_login(request)
+    if store is not None:
+        services.cart_remove_item(store, product)
+        messages.success(request, f"Removed {product.name}.")
+    return redirect("cart")
+
+
+def cart_page(request: HttpRequest) -> HttpResponse:
+    cart = _cart(request)
+    return render(
+        request,
+        "shop/cart.html",
+        {
+            "cart": cart,
+            "lines": services.cart_lines(cart),
+            "total": services.cart_total(cart),
+            "needs_login": _jwt_mode() and not request.user.is_authenticated,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    store = cart_store_for(request)
+    cart = store.load()
+    if request.method == "POST":
+        try:
+            order = services.order_place(request.user, store)
+        except services.EmptyCartError as error:
+            messages.error(request, str(error))
+            return redirect("cart")
+        messages.success(
+            request, f"Thank you! Order {order.pk} is placed ({order.instance} took it)."
+        )
+        return redirect("orders")
+    return render(
+        request,
+        "shop/checkout.html",
+        {"cart": cart, "lines": services.cart_lines(cart), "total": services.cart_total(cart)},
+    )
+
+
+@login_required
+def orders(request: HttpRequest) -> HttpResponse:
+    placed = request.user.orders.prefetch_related("lines__product")
+    return render(request, "shop/orders.html", {"orders": placed, "cart": _cart(request)})
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or settings.LOGIN_REDIRECT_URL
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return settings.LOGIN_REDIRECT_URL
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_page(request: HttpRequest) -> HttpResponse:
+    """Log in: a session in the session modes, token cookies in ``jwt`` mode."""
+    form = AuthenticationForm(request, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.get_user()
+        response = redirect(_safe_next(request))
+        if _jwt_mode():
+            set_token_cookies(response, *issue_tokens(user))
+        else:
+            login(request, user)
+        messages.success(request, f"Welcome, {user.get_username()}.")
+        return response
+    return render(
+        request,
+        "registration/login.html",
+        {
+            "form": form,
+            "next": _safe_next(request),
+            "demo_username": "demo",
+            "demo_password": settings.DEMO_PASSWORD,
+            "cart": _cart(request),
+        },
+    )
+
+
+@require_POST
+def logout_page(request: HttpRequest) -> HttpResponse:
+    response = redirect("catalog")
+    if _jwt_mode():
+        refresh = request.COOKIES.get(settings.JWT_REFRESH_COOKIE)
+        if refresh:
+            blacklist_refresh(refresh)
+        delete_token_cookies(response)
+    else:
+        logout(request)
+    messages.info(request, "You are logged out.")
+    return response

@@ -1,0 +1,64 @@
+"""Fixtures: a real Redis for the whole run, and a shop switched into one mode per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import caches
+
+from sessions_lab.modes import MODE_NAMES, get_mode
+from tests.redis_server import redis_server
+from tests.shoppers import PASSWORD, Shopper
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+def apply_mode(settings, name: str, redis_url: str) -> None:
+    """Switch the running shop into mode ``name``, as SESSION_MODE=name would at start-up."""
+    for key, value in get_mode(name).settings({"REDIS_URL": redis_url}).items():
+        setattr(settings, key, value)
+
+
+@pytest.fixture
+def use_mode(settings, redis_url: str):
+    """Call with a mode name to switch the shop into it; cleans every session store after."""
+
+    def switch(name: str) -> str:
+        apply_mode(settings, name, redis_url)
+        return name
+
+    yield switch
+    if "sessions" in settings.CACHES:
+        caches["sessions"].clear()
+    caches.close_all()
+
+
+@pytest.fixture(params=MODE_NAMES)
+def mode(request: pytest.FixtureRequest, use_mode) -> str:
+    """Each test using this runs once per mode, like Django's SessionTestsMixin per backend."""
+    return use_mode(request.param)
+
+
+SESSION_MODES = [name for name in MODE_NAMES if not get_mode(name).is_jwt]
+
+
+@pytest.fixture(params=SESSION_MODES)
+def session_shopper(request: pytest.FixtureRequest, use_mode) -> Shopper:
+    """A shopper in each of the five modes that keep a server or cookie session."""
+    return Shopper(use_mode(request.param))
+
+
+@pytest.fixture
+def shopper(mode: str) -> Shopper:
+    """A client of the JSON API that logs in the way ``mode`` does."""
+    return Shopper(mode)
+
+
+@pytest.fixture
+def demo_user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password=PASSWORD)

@@ -1,0 +1,71 @@
+"""The cart as a plain object, and the two stores that keep it."""
+
+from decimal import Decimal
+
+import pytest
+
+from shop.cart import Cart, SessionCartStore, UserCartStore
+from shop.models import CartLine, Product
+
+
+def test_set_add_remove_and_total() -> None:
+    cart = Cart()
+    cart.set(1, 2)
+    cart.add(2)
+    cart.add(2, 3)
+    assert list(cart) == [(1, 2), (2, 4)]
+    assert cart.total({1: Decimal("1.50"), 2: Decimal("2.00")}) == Decimal("11.00")
+    cart.set(1, 0)
+    cart.remove(2)
+    assert len(cart) == 0
+
+
+def test_adding_stops_at_the_maximum() -> None:
+    cart = Cart({1: 98})
+    cart.add(1, 5)
+    assert cart.quantity(1) == 99
+
+
+@pytest.mark.parametrize("quantity", [-1, 100])
+def test_a_quantity_out_of_range_is_refused(quantity: int) -> None:
+    with pytest.raises(ValueError, match="between 0 and 99"):
+        Cart().set(1, quantity)
+
+
+def test_round_trips_through_json_friendly_dict() -> None:
+    cart = Cart({3: 1, 12: 4})
+    assert cart.to_dict() == {"lines": {"3": 1, "12": 4}}
+    assert Cart.from_dict(cart.to_dict()) == cart
+
+
+@pytest.mark.parametrize(
+    "junk", [None, "x", [], {"lines": "x"}, {"lines": {"a": 1, "2": "x", "3": -5, "4": 2}}]
+)
+def test_a_malformed_stored_cart_reads_as_what_can_be_saved(junk: object) -> None:
+    cart = Cart.from_dict(junk)
+    assert list(cart) in ([], [(4, 2)])
+
+
+def test_session_store_keeps_the_cart_as_one_value() -> None:
+    session: dict = {}
+    store = SessionCartStore(session)
+    cart = store.load()
+    cart.set(5, 2)
+    store.save(cart)
+    assert session == {"cart": {"lines": {"5": 2}}}
+
+
+@pytest.mark.django_db
+def test_user_store_writes_only_the_lines_it_changed(django_user_model) -> None:
+    user = django_user_model.objects.create_user("bob")
+    a, b = Product.objects.order_by("pk")[:2]
+    tab1, tab2 = UserCartStore(user), UserCartStore(user)
+    cart1, cart2 = tab1.load(), tab2.load()  # both tabs read the empty cart
+    cart1.set(a.pk, 1)
+    cart2.set(b.pk, 2)
+    tab1.save(cart1)
+    tab2.save(cart2)  # does not erase tab 1's line
+    assert dict(CartLine.objects.filter(user=user).values_list("product_id", "quantity")) == {
+        a.pk: 1,
+        b.pk: 2,
+    }
