@@ -105,6 +105,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+# Login throttling: failures live in the shared database (see shop/login_throttle.py).
+LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "5"))
+LOGIN_FAILURES_PER_CLIENT = int(os.environ.get("LOGIN_FAILURES_PER_CLIENT", "20"))
+LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "300"))
+# Only these peers may tell us the client's address in X-Forwarded-For: the
+# lab's nginx runs on loopback. Anyone else could write any address there.
+TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -122,6 +129,8 @@ CSRF_COOKIE_SECURE = COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Clients read the token from their cookie jar or the page, never from script.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 2
 # JSON, never pickle: a leaked SECRET_KEY must not become remote code execution.
 SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
@@ -131,6 +140,8 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 # Browsers drop a cookie over 4096 bytes without a word; the cart refuses to
 # grow the signed-cookie session past this instead.
 SESSION_COOKIE_LIMIT = 4096
+# Django refuses larger bodies with 400; nginx stops anything over 1 MB with 413 first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # ------------------------------------------------------------------ JWT
 # https://django-rest-framework-simplejwt.readthedocs.io/en/latest/settings.html

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django.conf import settings
+
 MAX_QUANTITY = 99
 
 
@@ -92,6 +94,10 @@ class CartStore(Protocol):
     def save(self, cart: Cart) -> None: ...
 
 
+class CartTooLargeError(ValueError):
+    """The cart would push a signed-cookie session past what a browser keeps."""
+
+
 class SessionCartStore:
     """The cart as one value in the session: saved whole, so the last save wins."""
 
@@ -104,7 +110,30 @@ class SessionCartStore:
         return Cart.from_dict(self.session.get(self.key))
 
     def save(self, cart: Cart) -> None:
+        previous = self.session.get(self.key)
         self.session[self.key] = cart.to_dict()
+        size = signed_cookie_size(self.session)
+        if size > settings.SESSION_COOKIE_LIMIT:
+            self.session[self.key] = previous
+            raise CartTooLargeError(
+                f"Your cart would make the session cookie {size:,} bytes, and browsers silently "
+                f"drop cookies over {settings.SESSION_COOKIE_LIMIT:,}. In cookie mode the whole "
+                "session travels in that cookie: remove something first."
+            )
+
+
+def signed_cookie_size(session: Any) -> int:
+    """Bytes of ``name=value`` the session cookie will take, or 0 if the session is not a cookie."""
+    if not hasattr(session, "_get_session_key") or not _is_signed_cookie(session):
+        return 0
+    # The signed-cookies backend's key *is* the cookie value: the whole session, signed.
+    return len(settings.SESSION_COOKIE_NAME) + 1 + len(session._get_session_key())
+
+
+def _is_signed_cookie(session: Any) -> bool:
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+
+    return isinstance(session, SessionStore)
 
 
 class UserCartStore:

@@ -76,3 +76,18 @@ class CartLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.quantity} × {self.product}"
+
+
+class LoginFailure(models.Model):
+    """One failed login, kept in the database every instance shares.
+
+    Login throttling counts these rows: a limit kept in one instance's
+    memory is no limit when the load balancer spreads the attempts over three.
+    """
+
+    username = models.CharField(max_length=150, db_index=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.client_ip} at {self.at:%H:%M:%S}"

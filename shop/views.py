@@ -15,8 +15,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sessions_lab.modes import get_mode
-from shop import services
-from shop.cart import Cart, cart_store_for
+from shop import login_throttle, services
+from shop.cart import Cart, CartTooLargeError, cart_store_for
 from shop.forms import QuantityForm
 from shop.jwt_cookies import (
     blacklist_refresh,
@@ -85,7 +85,11 @@ def cart_add(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a quantity between 1 and 99.")
         return redirect("product", pk=pk)
-    services.cart_add_item(store, product, form.cleaned_data["quantity"])
+    try:
+        services.cart_add_item(store, product, form.cleaned_data["quantity"])
+    except CartTooLargeError as error:
+        messages.error(request, str(error))
+        return redirect("cart")
     messages.success(request, f"Added {product.name} to your cart.")
     return redirect("cart")
 
@@ -98,7 +102,10 @@ def cart_update(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(f"{settings.LOGIN_URL}?next=/cart/")
     form = QuantityForm(request.POST)
     if form.is_valid():
-        services.cart_set_item(store, product, form.cleaned_data["quantity"])
+        try:
+            services.cart_set_item(store, product, form.cleaned_data["quantity"])
+        except CartTooLargeError as error:
+            messages.error(request, str(error))
     else:
         messages.error(request, "Choose a quantity between 0 and 99.")
     return redirect("cart")
@@ -171,8 +178,15 @@ def _safe_next(request: HttpRequest) -> str:
 def login_page(request: HttpRequest) -> HttpResponse:
     """Log in: a session in the session modes, token cookies in ``jwt`` mode."""
     form = AuthenticationForm(request, data=request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    refusal = None
+    if request.method == "POST":
+        username = str(request.POST.get("username", ""))
+        refusal = login_throttle.login_refusal(request, username)
+        if refusal is None and not form.is_valid():
+            login_throttle.record_login_failure(request, username)
+    if request.method == "POST" and refusal is None and form.is_valid():
         user = form.get_user()
+        login_throttle.clear_login_failures(username)
         response = redirect(_safe_next(request))
         if _jwt_mode():
             set_token_cookies(response, *issue_tokens(user))
@@ -185,11 +199,13 @@ def login_page(request: HttpRequest) -> HttpResponse:
         "registration/login.html",
         {
             "form": form,
+            "refusal": refusal,
             "next": _safe_next(request),
             "demo_username": "demo",
             "demo_password": settings.DEMO_PASSWORD,
             "cart": _cart(request),
         },
+        status=429 if refusal else 200,
     )
 
 

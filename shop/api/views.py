@@ -18,13 +18,37 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
 from sessions_lab.modes import get_mode
-from shop import services
+from shop import login_throttle, services
 from shop.api import serializers
-from shop.cart import Cart, CartStore, cart_store_for
+from shop.cart import Cart, CartStore, CartTooLargeError, cart_store_for
 from shop.inspector import describe_session
+from shop.jwt_cookies import issue_tokens
 from shop.models import Product
 
-INVALID_CREDENTIALS = "Invalid username or password."
+
+class LoginThrottled(exceptions.Throttled):
+    default_detail = "Too many failed logins."
+
+
+def checked_login(request: Request, username: str, password: str) -> Any:
+    """The user for these credentials, throttled per account across every instance."""
+    refusal = login_throttle.login_refusal(request._request, username)
+    if refusal is not None:
+        raise LoginThrottled(wait=refusal.retry_after, detail=refusal.message)
+    user = authenticate(request._request, username=username, password=password)
+    if user is None:
+        login_throttle.record_login_failure(request._request, username)
+        raise exceptions.AuthenticationFailed(login_throttle.GENERIC_LOGIN_ERROR)
+    login_throttle.clear_login_failures(username)
+    return user
+
+
+def credentials(request: Request) -> tuple[str, str]:
+    """Username and password from the body; anything malformed gets the one generic message."""
+    body = serializers.CredentialsSerializer(data=request.data)
+    if not body.is_valid():
+        raise exceptions.ValidationError(login_throttle.GENERIC_LOGIN_ERROR)
+    return body.validated_data["username"], body.validated_data["password"]
 
 
 def _is_jwt_mode() -> bool:
@@ -142,7 +166,10 @@ class CartItemView(ModeAuthentication, APIView):
         product = self._product(product_id)
         body = serializers.QuantitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        cart = services.cart_set_item(_store(request), product, body.validated_data["quantity"])
+        try:
+            cart = services.cart_set_item(_store(request), product, body.validated_data["quantity"])
+        except CartTooLargeError as error:
+            raise exceptions.ValidationError(str(error)) from None
         return Response(cart_body(cart))
 
     @extend_schema(request=None, responses=serializers.CartSerializer)
@@ -174,11 +201,7 @@ class SessionLoginView(ModeAuthentication, SessionModesOnly, APIView):
         request=serializers.CredentialsSerializer, responses=serializers.WhoAmISerializer
     )
     def post(self, request: Request) -> Response:
-        body = serializers.CredentialsSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = authenticate(request._request, **body.validated_data)
-        if user is None:
-            raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        user = checked_login(request, *credentials(request))
         login(request._request, user)
         return Response({"detail": "Logged in.", "username": user.get_username()})
 
@@ -192,8 +215,21 @@ class SessionLogoutView(ModeAuthentication, SessionModesOnly, APIView):
         return Response({"detail": "Logged out."})
 
 
-class TokenObtainView(JWTModeOnly, jwt_views.TokenObtainPairView):
+class TokenObtainView(JWTModeOnly, APIView):
     """Trade a username and password for an access and a refresh token."""
+
+    authentication_classes = ()
+    www_authenticate_realm = "api"
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+    @extend_schema(
+        request=serializers.CredentialsSerializer, responses=serializers.TokenPairSerializer
+    )
+    def post(self, request: Request) -> Response:
+        access, refresh = issue_tokens(checked_login(request, *credentials(request)))
+        return Response({"access": access, "refresh": refresh})
 
 
 class TokenRefreshView(JWTModeOnly, jwt_views.TokenRefreshView):
