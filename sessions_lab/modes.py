@@ -65,18 +65,31 @@ JWT_AUTHENTICATION = [
 SESSION_CACHE_KEY_PREFIX = "sessions-lab"
 
 
-def _redis_cache(env: Mapping[str, str]) -> dict[str, Any]:
+def _redis_cache(env: Mapping[str, str], *, ignore_exceptions: bool = False) -> dict[str, Any]:
     return {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": env.get("REDIS_URL", "redis://127.0.0.1:6380/0"),
         "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # A dead Redis must show up as errors, not hang each request.
+            # A dead Redis must show up quickly, not hang each request.
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
+            "IGNORE_EXCEPTIONS": ignore_exceptions,
         },
     }
+
+
+def _redis_session_store(env: Mapping[str, str]) -> dict[str, Any]:
+    # Redis holds the only copy: while it is down, requests fail loudly (5xx)
+    # rather than pretend every visitor is a stranger.
+    return _redis_cache(env)
+
+
+def _redis_in_front_of_db(env: Mapping[str, str]) -> dict[str, Any]:
+    # The database holds the truth and Redis a copy: while Redis is down,
+    # cached_db reads and writes the database and carries on.
+    return _redis_cache(env, ignore_exceptions=True)
 
 
 def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
@@ -152,7 +165,7 @@ MODES: dict[str, Mode] = {
             store="Redis",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine="django.contrib.sessions.backends.cache",
-            session_cache=_redis_cache,
+            session_cache=_redis_session_store,
             uses_redis=True,
         ),
         Mode(
@@ -168,7 +181,7 @@ MODES: dict[str, Mode] = {
             store="Redis, written through to a row in django_session",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine="django.contrib.sessions.backends.cached_db",
-            session_cache=_redis_cache,
+            session_cache=_redis_in_front_of_db,
             uses_redis=True,
         ),
         Mode(

@@ -250,3 +250,15 @@ def test_session_and_token_endpoints_exist_only_in_their_modes(shopper: Shopper,
     else:
         assert session_status == 400
         assert token_status == 404
+
+
+def test_cached_db_carries_on_from_the_database_while_redis_is_down(settings, demo_user) -> None:
+    from tests.conftest import apply_mode
+
+    apply_mode(settings, "cached_db", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    shopper = Shopper("cached_db")
+    assert shopper.login().status_code == 200
+    product = first_products(1)[0]
+    assert shopper.set_quantity(product, 2).status_code == 200
+    assert shopper.whoami()["authenticated"] is True
+    assert shopper.cart_lines() == {product: 2}
