@@ -1,0 +1,1 @@
+"""Experiments: fault timelines applied to the cluster while Locust shops, and their results."""

@@ -1,0 +1,167 @@
+"""Turn one mode's raw run (Locust's files, the users file, the fault log) into summary.json.
+
+The field definitions are DESIGN.md's ``summary.json`` contract; other tools
+read it, so fields are added, never renamed. Everything here is computed
+from files, so a summary can be rebuilt from a results folder later.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+FAILURE_CLASSES = ("logged_out", "cart_mismatch", "csrf", "http_5xx", "connection")
+SESSION_LOSS_CLASSES = ("logged_out", "cart_mismatch")
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    """Where one mode's raw results lie, and what was done to the cluster during it."""
+
+    folder: Path
+    events: list[dict[str, Any]]  # {"t", "at", "action", "target", "signal"?, "ok"}
+    pinned: bool  # sticky: a user's session lives on one instance
+    started_at: float  # Unix time Locust's clock starts from
+
+    @property
+    def users_file(self) -> Path:
+        return self.folder / "users.jsonl"
+
+    @property
+    def timeline_file(self) -> Path:
+        return self.folder / "timeline.jsonl"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.folder / "locust_stats.csv"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def aggregated_stats(path: Path) -> dict[str, float]:
+    """Requests, rps and percentiles from the "Aggregated" row of Locust's stats CSV."""
+    if not path.exists():
+        return {"requests": 0, "rps": 0.0, "p50_ms": 0, "p95_ms": 0}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("Name") == "Aggregated":
+                return {
+                    "requests": int(row["Request Count"]),
+                    "rps": round(float(row["Requests/s"]), 1),
+                    "p50_ms": _number(row.get("50%")),
+                    "p95_ms": _number(row.get("95%")),
+                }
+    return {"requests": 0, "rps": 0.0, "p50_ms": 0, "p95_ms": 0}
+
+
+def _number(value: str | None) -> float:
+    try:
+        return round(float(value or 0), 1)
+    except ValueError:
+        return 0
+
+
+def faulted_instance(events: list[dict[str, Any]]) -> str | None:
+    """The app instance the scenario broke first (kill or hang), if it broke one."""
+    for event in events:
+        if event["action"] == "kill" and str(event["target"]).startswith("app"):
+            return str(event["target"])
+    return None
+
+
+def recovery_seconds(events: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> float:
+    """Seconds from a fault to the last failed request it caused; the largest over the faults.
+
+    A failure belongs to the latest fault event before it. Per-second
+    buckets: the figure is good to about a second.
+    """
+    faults = sorted(float(e["t"]) for e in events if e["action"] in ("kill", "drain", "add"))
+    if not faults:
+        return 0.0
+    longest = 0.0
+    for second in timeline:
+        failed = sum(second["failures_by_class"].values())
+        if not failed:
+            continue
+        t_end = float(second["t"]) + 1.0
+        before = [t for t in faults if t <= t_end]
+        if before:
+            longest = max(longest, t_end - before[-1])
+    return round(longest, 1)
+
+
+def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, Any]:
+    """One mode's entry of summary.json; ``verdict_of(result) -> str`` judges it."""
+    users = read_jsonl(run.users_file)
+    timeline = read_jsonl(run.timeline_file)
+    stats = aggregated_stats(run.stats_file)
+    failures = Counter({name: 0 for name in FAILURE_CLASSES})
+    for second in timeline:
+        failures.update({k: v for k, v in second["failures_by_class"].items() if k in failures})
+    lost = [user for user in users if user.get("lost")]
+    target = faulted_instance(run.events)
+    pinned = run.pinned and target is not None
+    result: dict[str, Any] = {
+        "events": [
+            {k: event[k] for k in ("t", "action", "target", "signal") if event.get(k) is not None}
+            for event in run.events
+        ],
+        "requests": stats["requests"],
+        "failed_requests": failures["connection"] + failures["http_5xx"],
+        "failures": dict(failures),
+        "users_total": len(users),
+        "users_lost_session": len(lost),
+        "users_pinned_to_faulted_instance": (
+            sum(1 for user in users if user.get("first_instance") == target) if pinned else None
+        ),
+        "users_lost_on_faulted_instance": (
+            sum(1 for user in lost if user.get("first_instance") == target) if pinned else None
+        ),
+        "rps": stats["rps"],
+        "p50_ms": stats["p50_ms"],
+        "p95_ms": stats["p95_ms"],
+        "recovery_s": recovery_seconds(run.events, timeline),
+        "expected": expected,
+        # Extensions (the contract allows adding fields):
+        "users_by_instance": dict(
+            sorted(Counter(user.get("first_instance") or "none" for user in users).items())
+        ),
+        "faulted_instance": target,
+    }
+    result["verdict"] = verdict_of(result)
+    return result
+
+
+def not_applicable(expected: str = "this scenario does not apply to this mode") -> dict[str, Any]:
+    """A mode the scenario cannot break (no store to restart): reported, not run."""
+    return {
+        "events": [],
+        "requests": 0,
+        "failed_requests": 0,
+        "failures": dict.fromkeys(FAILURE_CLASSES, 0),
+        "users_total": 0,
+        "users_lost_session": 0,
+        "users_pinned_to_faulted_instance": None,
+        "users_lost_on_faulted_instance": None,
+        "rps": 0.0,
+        "p50_ms": 0,
+        "p95_ms": 0,
+        "recovery_s": 0.0,
+        "expected": expected,
+        "verdict": "not applicable",
+    }
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,281 @@
+"""Scenarios as data: a named timeline of fault events, and what each mode should show.
+
+A scenario never acts by itself; the runner fires its events against the
+cluster at their time. Each scenario predicts, per mode, what the workshop
+will see — and a check that turns the measured result into a verdict, so a
+prediction that stops holding is reported as "unexpected", not hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessions_lab.modes import MODE_NAMES
+
+NOT_APPLICABLE = "not applicable"
+
+ModeResult = Mapping[str, Any]  # one mode's entry of summary.json
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One thing done to the cluster, at a fraction of the run's duration."""
+
+    at: float  # 0..1 of the run
+    action: str  # kill | start | drain | add
+    target: str  # app2, redis, postgres, nginx, or "store" (the mode's own store)
+    signal: str | None = None  # for kill: KILL, TERM or STOP
+
+    def at_seconds(self, duration_s: float) -> float:
+        return round(self.at * duration_s, 1)
+
+    def resolved(self, store: str | None) -> FaultEvent:
+        """The event with "store" replaced by the mode's store (redis or postgres)."""
+        if self.target != "store" or store is None:
+            return self
+        return FaultEvent(self.at, self.action, store, self.signal)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a mode should show, in words and as a check on its measured result."""
+
+    text: str
+    holds: Callable[[ModeResult], bool]
+
+
+def nobody_loses(result: ModeResult) -> bool:
+    return result["users_lost_session"] == 0
+
+
+def nothing_fails(result: ModeResult) -> bool:
+    return nobody_loses(result) and result["failed_requests"] == 0
+
+
+def only_pinned_users_lose(result: ModeResult) -> bool:
+    lost = result["users_lost_session"]
+    return lost > 0 and result["users_lost_on_faulted_instance"] == lost
+
+
+def everybody_loses(result: ModeResult) -> bool:
+    # "Everybody" who was logged in when the store restarted: allow for users
+    # that had not started yet.
+    return result["users_lost_session"] >= max(1, result["users_total"] // 2)
+
+
+def anything(result: ModeResult) -> bool:
+    return True
+
+
+NOBODY = Expectation("nobody loses a session", nobody_loses)
+
+
+def stores(mode: str, db: str, redis_persistence: str) -> str | None:
+    """The store a mode's sessions (or jwt's carts) live in, if it is a separate server."""
+    if mode in ("redis", "cached_db"):
+        return "redis"
+    if mode in ("db", "jwt") and db == "postgres":
+        return "postgres"
+    return None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    events: Callable[[int], tuple[FaultEvent, ...]]  # instances → timeline
+    expectations: Callable[[str, str, str], Expectation | None] = field(repr=False)
+    # (mode, db, redis_persistence) → Expectation, or None: does not apply
+
+    def expectation(
+        self, mode: str, db: str = "sqlite", redis_persistence: str = "none"
+    ) -> Expectation | None:
+        return self.expectations(mode, db, redis_persistence)
+
+    def timeline(self, instances: int, store: str | None = None) -> tuple[FaultEvent, ...]:
+        return tuple(event.resolved(store) for event in self.events(instances))
+
+
+def _kill_one(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.4, "kill", "app2", "KILL"), FaultEvent(0.7, "start", "app2"))
+
+
+def _kill_one_expects(mode: str, db: str, persistence: str) -> Expectation:
+    if mode == "sticky":
+        return Expectation(
+            "the users pinned to app2 lose their session, nobody else does", only_pinned_users_lose
+        )
+    return NOBODY
+
+
+def _rolling(drain: bool) -> Callable[[int], tuple[FaultEvent, ...]]:
+    def events(instances: int) -> tuple[FaultEvent, ...]:
+        timeline: list[FaultEvent] = []
+        step = 0.7 / instances
+        for index in range(instances):
+            start = 0.15 + index * step
+            target = f"app{index + 1}"
+            if drain:
+                timeline.append(FaultEvent(round(start, 3), "drain", target))
+            timeline.append(FaultEvent(round(start + step * 0.3, 3), "kill", target, "TERM"))
+            timeline.append(FaultEvent(round(start + step * 0.6, 3), "start", target))
+        return tuple(timeline)
+
+    return events
+
+
+def _rolling_expects(drain: bool) -> Callable[[str, str, str], Expectation]:
+    def expects(mode: str, db: str, persistence: str) -> Expectation:
+        if mode == "sticky":
+            return Expectation(
+                "every instance restarts in turn, so every pinned user loses its session once",
+                lambda result: result["users_lost_session"] > 0,
+            )
+        if drain:
+            return Expectation("nobody loses a session and no request fails", nothing_fails)
+        return Expectation(
+            "nobody loses a session; POSTs in flight at each SIGTERM may fail (502)", nobody_loses
+        )
+
+    return expects
+
+
+def _store_restart(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.4, "kill", "store", "KILL"), FaultEvent(0.5, "start", "store"))
+
+
+def _store_restart_expects(mode: str, db: str, persistence: str) -> Expectation | None:
+    store = stores(mode, db, persistence)
+    if store is None:
+        return None
+    if mode == "redis" and persistence == "none":
+        return Expectation(
+            "Redis restarts empty: every logged-in user loses its session", everybody_loses
+        )
+    if mode == "redis":
+        return Expectation(
+            "Redis reloads its append-only file: nobody loses a session (requests fail while it is down)",
+            nobody_loses,
+        )
+    if mode == "cached_db":
+        return Expectation(
+            "Redis restarts empty but the database has every session: nobody loses one",
+            nobody_loses,
+        )
+    return Expectation(
+        "PostgreSQL restarts with its data: nobody loses a session (requests fail while it is down)",
+        nobody_loses,
+    )
+
+
+def _lb_down(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.4, "kill", "nginx", "KILL"), FaultEvent(0.55, "start", "nginx"))
+
+
+def _lb_down_expects(mode: str, db: str, persistence: str) -> Expectation:
+    return Expectation(
+        "every mode fails alike while nginx is down (connection errors), and nobody loses a "
+        "session: the load balancer itself must be redundant",
+        lambda result: nobody_loses(result) and result["failures"]["connection"] > 0,
+    )
+
+
+def _hang_one(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.4, "kill", "app2", "STOP"), FaultEvent(0.65, "start", "app2"))
+
+
+def _hang_one_expects(mode: str, db: str, persistence: str) -> Expectation:
+    if mode == "sticky":
+        return Expectation(
+            "users pinned to the hung app2 wait for nginx's read timeout, are moved to another "
+            "instance and lose their session there",
+            only_pinned_users_lose,
+        )
+    return Expectation(
+        "requests caught on the hung app2 wait for nginx's read timeout; nobody loses a session",
+        nobody_loses,
+    )
+
+
+def _scale_out(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.5, "add", f"app{instances + 1}"),)
+
+
+def _scale_out_expects(mode: str, db: str, persistence: str) -> Expectation:
+    if mode == "sticky":
+        return Expectation(
+            "with cookie affinity nobody moves; with ip hashing some users move to the new "
+            "instance and lose their session",
+            anything,
+        )
+    return Expectation(
+        "the new instance takes a share of the traffic; nobody loses a session", nobody_loses
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "kill-one",
+            "SIGKILL app2 at 40% of the run, start it again at 70%",
+            _kill_one,
+            _kill_one_expects,
+        ),
+        Scenario(
+            "rolling-restart",
+            "a careful deploy: drain, SIGTERM and restart each instance in turn",
+            _rolling(drain=True),
+            _rolling_expects(drain=True),
+        ),
+        Scenario(
+            "rolling-restart-nodrain",
+            "the same deploy without draining first: what the drain buys",
+            _rolling(drain=False),
+            _rolling_expects(drain=False),
+        ),
+        Scenario(
+            "store-restart",
+            "kill the mode's store (Redis, or PostgreSQL with --db postgres) and start it again",
+            _store_restart,
+            _store_restart_expects,
+        ),
+        Scenario(
+            "lb-down",
+            "kill nginx at 40% of the run, start it again at 55%",
+            _lb_down,
+            _lb_down_expects,
+        ),
+        Scenario(
+            "hang-one",
+            "SIGSTOP app2 at 40% of the run (a hung instance), SIGCONT at 65%",
+            _hang_one,
+            _hang_one_expects,
+        ),
+        Scenario(
+            "scale-out",
+            "add an instance at 50% of the run",
+            _scale_out,
+            _scale_out_expects,
+        ),
+    )
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"Unknown scenario {name!r}. Scenarios: {', '.join(SCENARIOS)}.") from None
+
+
+def verdict(scenario: Scenario, mode: str, result: ModeResult, db: str, persistence: str) -> str:
+    expectation = scenario.expectation(mode, db, persistence)
+    if expectation is None:
+        return NOT_APPLICABLE
+    return "as expected" if expectation.holds(result) else "unexpected"
+
+
+__all__ = ["MODE_NAMES", "SCENARIOS", "FaultEvent", "Scenario", "get_scenario", "verdict"]
