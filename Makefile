@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint lock clean
+.PHONY: help install demo down test lint lock clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,13 +18,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
 
-MODE ?= db
-demo: $(STAMP)  ## start the shop on http://127.0.0.1:8000 (one instance; MODE=sticky|redis|db|cached_db|cookie|jwt)
-	DEBUG=1 SESSION_MODE=$(MODE) $(BIN)/python manage.py migrate --noinput -v0
-	DEBUG=1 SESSION_MODE=$(MODE) $(BIN)/python manage.py create_demo_users 10
-	@echo "Shop on http://127.0.0.1:8000  (mode $(MODE); log in as demo / demo-password; Ctrl-C stops)"
-	DEBUG=1 SESSION_MODE=$(MODE) COOKIE_SECURE=0 $(BIN)/gunicorn sessions_lab.wsgi:application \
-		--bind 127.0.0.1:8000 --workers 1 --threads 4 --control-socket .lab/gunicorn.ctl
+MODE ?= sticky
+demo: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 (MODE=sticky|redis|db|cached_db|cookie|jwt)
+	$(BIN)/sessions-lab up --mode $(MODE) --instances 3
+
+down: $(STAMP)  ## stop the lab started by `make demo`
+	$(BIN)/sessions-lab down
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest

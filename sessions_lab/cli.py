@@ -1,0 +1,169 @@
+"""``sessions-lab``: start the cluster, break it, look at it, stop it.
+
+Every user error (a port in use, a missing binary, a second ``up``, an
+unknown target) is one line on stderr saying what to do, and exit code 2;
+a process that fails to come up is exit code 1 with the tail of its log.
+Never a traceback for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sessions_lab.cluster.binaries import NGINX_STICKY_SINCE, BinaryNotFoundError, find_binary
+from sessions_lab.cluster.cluster import SIGNALS, Cluster, LabError, LabFailure
+from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE
+from sessions_lab.cluster.supervisor import tail
+from sessions_lab.modes import MODE_NAMES
+
+TARGET_HELP = "app1..appN, nginx, redis or postgres"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessions-lab",
+        description="Run the sessions lab cluster (nginx + N Django instances) and break it.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--run-dir", default=".lab", type=Path, help="run folder (default: .lab)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(commands.add_parser, parents=[common])
+
+    up = add("up", help="start the cluster; returns once all is healthy")
+    up.add_argument("--mode", required=True, choices=MODE_NAMES)
+    up.add_argument("--instances", type=int, default=3, help="app instances (default: 3)")
+    up.add_argument("--affinity", choices=AFFINITIES, help="sticky mode only (default: cookie)")
+    up.add_argument("--db", choices=DATABASES, default="sqlite")
+    up.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
+    up.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
+    up.add_argument("--demo-users", type=int, default=10, help="user1..userN (default: 10)")
+
+    status = add("status", help="every process: pid, port, health, exit cause")
+    status.add_argument("--json", action="store_true", help="print state.json")
+
+    kill = add("kill", help="send a signal to a process (group)")
+    kill.add_argument("target", help=TARGET_HELP)
+    kill.add_argument("--signal", default="KILL", type=str.upper, choices=SIGNALS)
+    for name, text in (
+        ("start", "start a stopped process (or resume a paused one)"),
+        ("restart", "stop a process gracefully and start it again"),
+        ("drain", "take an app instance out of nginx, waiting for its requests"),
+    ):
+        add(name, help=text).add_argument("target", help=TARGET_HELP)
+    logs = add("logs", help="the end of a process's log")
+    logs.add_argument("target", help=f"{TARGET_HELP}, supervisor, prepare-database or access")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    add("down", help="stop every process of the lab")
+    add("doctor", help="which nginx / Redis / PostgreSQL binaries and versions")
+    return parser
+
+
+def print_up(state: dict[str, Any]) -> None:
+    apps = [p for p in state["processes"] if p["role"] == "app"]
+    print(
+        f"sessions lab is up: {state['url']}  (mode {state['mode']}, {len(apps)} instances, "
+        f"affinity {state['affinity']}, db {state['db']})"
+    )
+    for note in state.get("notes", []):
+        print(f"note: {note}")
+    victim = apps[1]["name"] if len(apps) > 1 else apps[0]["name"]
+    print(
+        f"Break it: sessions-lab kill {victim}   ·   status: sessions-lab status   ·   "
+        "stop: sessions-lab down"
+    )
+
+
+def print_status(state: dict[str, Any]) -> None:
+    supervisor = "running" if state["supervisor"]["running"] else "not running"
+    print(
+        f"{state['url']}  mode {state['mode']}  affinity {state['affinity']}  db {state['db']}  "
+        f"phase {state['phase']}  supervisor {supervisor}"
+    )
+    print(f"{'NAME':<10}{'PID':>8}{'PORT':>7}  {'STATUS':<13}{'HEALTHY':<9}LAST EXIT")
+    for process in state["processes"]:
+        status = process["status"] + ("*" if process.get("drained") else "")
+        exit_cause = (process.get("exit") or {}).get("cause", "")
+        print(
+            f"{process['name']:<10}{process['pid'] or '-':>8}{process['port']:>7}  "
+            f"{status:<13}{'yes' if process['healthy'] else 'no':<9}{exit_cause}"
+        )
+    if any(process.get("drained") for process in state["processes"]):
+        print("* drained: out of nginx until `sessions-lab start NAME`")
+
+
+def doctor() -> int:
+    ok = True
+    for role in ("nginx", "redis", "postgres"):
+        try:
+            binary = find_binary(role)
+        except BinaryNotFoundError as error:
+            print(f"{role:<9} MISSING  {error}")
+            ok = False
+            continue
+        print(f"{role:<9} {binary.version_text:<8} {binary.source:<26} {binary.path}")
+        if role == "nginx" and binary.version < NGINX_STICKY_SINCE:
+            print(
+                "          no open-source `sticky`: --affinity cookie falls back to a hashed "
+                "cookie; learn and route cannot be shown"
+            )
+    if os.geteuid() == 0:
+        print("running as root: PostgreSQL will run as `nobody` (it refuses root)")
+    return 0 if ok else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    cluster = Cluster(args.run_dir)
+    if args.command == "up":
+        state = cluster.up(
+            mode=args.mode,
+            instances=args.instances,
+            affinity=args.affinity,
+            db=args.db,
+            port=args.port,
+            redis_persistence=args.redis_persistence,
+            demo_users=args.demo_users,
+        )
+        print_up(state)
+    elif args.command == "status":
+        state = cluster.status()
+        if args.json:
+            print(json.dumps(state, indent=2))
+        else:
+            print_status(state)
+    elif args.command == "kill":
+        print(cluster.kill(args.target, args.signal))
+    elif args.command in ("start", "restart", "drain"):
+        print(getattr(cluster, args.command)(args.target))
+    elif args.command == "logs":
+        print(tail(cluster.log_path(args.target), args.lines))
+    elif args.command == "down":
+        print(cluster.down())
+    elif args.command == "doctor":
+        return doctor()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except LabError as error:
+        print(f"sessions-lab: {error}", file=sys.stderr)
+        return 2
+    except LabFailure as error:
+        print(f"sessions-lab: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sessions-lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

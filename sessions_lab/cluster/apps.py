@@ -1,0 +1,114 @@
+"""The shop's app instances: gunicorn command lines and the environment of each.
+
+Every instance runs the same Django project with the same keys, mode and
+database; only ``INSTANCE_NAME`` and the port differ. The same environment
+prepares the database (migrations, demo users) before nginx sends traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import sessions_lab
+from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.processes import ProcessSpec
+from sessions_lab.modes import LoadBalancing, get_mode
+
+PROJECT_ROOT = Path(sessions_lab.__file__).resolve().parent.parent
+WSGI_APP = "sessions_lab.wsgi:application"
+# gunicorn waits this long for requests in flight after SIGTERM; short, so
+# `down` and `kill --signal TERM` finish quickly, long enough for any request
+# of the shop.
+GRACEFUL_TIMEOUT = 5
+# Longer than nginx's upstream keepalive_timeout (2 s), so nginx always
+# closes an idle connection first (see the nginx template).
+KEEP_ALIVE = 5
+
+
+def database_url(config: LabConfig, run: RunFolder) -> str:
+    if config.db == "postgres":
+        from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
+
+        return f"postgres://{SUPERUSER}@{config.listen_address}:{config.postgres_port}/{DATABASE}"
+    return f"sqlite:///{run.sqlite}"
+
+
+def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
+    """The environment of instance ``instance`` (and of the preparing commands)."""
+    env = dict(os.environ)
+    env.update(run.keys())
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "sessions_lab.settings",
+            "SESSION_MODE": config.mode,
+            "INSTANCE_NAME": instance,
+            "DATABASE_URL": database_url(config, run),
+            # The lab serves plain http on loopback: a Secure cookie would
+            # never come back (the session inspector says so).
+            "COOKIE_SECURE": "0",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DEMO_PASSWORD": env.get("DEMO_PASSWORD", "demo-password"),
+            "LAB_DASHBOARD_URL": env.get("LAB_DASHBOARD_URL", ""),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if config.redis_port is not None:
+        env["REDIS_URL"] = f"redis://{config.listen_address}:{config.redis_port}/0"
+    return env
+
+
+def gunicorn_spec(config: LabConfig, run: RunFolder, instance: str, port: int) -> ProcessSpec:
+    """How to run instance ``instance`` on ``port``."""
+    if get_mode(config.mode).load_balancing is LoadBalancing.AFFINITY:
+        # Sessions in local memory are per process: one worker, threads for
+        # concurrency, or a client would meet a stranger worker half the time.
+        workers, threads = 1, 8
+    else:
+        # Two cores for everything (nginx, Redis, the load generator): keep
+        # each instance small.
+        workers, threads = 2, 4
+    argv = [
+        sys.executable, "-m", "gunicorn", WSGI_APP,
+        "--bind", f"{config.listen_address}:{port}",
+        "--name", instance,
+        "--workers", str(workers),
+        "--threads", str(threads),
+        # The master imports the app once, so a broken import fails the
+        # instance at once (with the traceback in its log) instead of
+        # workers crashing in a loop, and workers fork ready.
+        "--preload",
+        "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+        "--keep-alive", str(KEEP_ALIVE),
+        # gunicorn 27 puts one control socket in $HOME for every instance.
+        "--control-socket", str(run.control_socket(instance)),
+    ]  # fmt: skip
+    return ProcessSpec(
+        name=instance,
+        role="app",
+        argv=argv,
+        cwd=PROJECT_ROOT,
+        log=run.log(instance),
+        port=port,
+        health="http:/healthz",
+        env=app_env(config, run, instance),
+        # `down` discards what an instance holds (its local sessions too) and a
+        # database commit is atomic: nothing is worth gunicorn's own shutdown
+        # (~0.5-0.8 s even with SIGQUIT). A stale control socket is replaced
+        # by gunicorn on the next start.
+        quick_stop_signal=signal.SIGKILL,
+    )
+
+
+def prepare_database_argv(config: LabConfig) -> list[str]:
+    """Migrations, then the demo users, in one Python process (one Django start-up)."""
+    script = (
+        "import django; django.setup(); "
+        "from django.core.management import call_command; "
+        "call_command('migrate', interactive=False, verbosity=1); "
+        f"call_command('create_demo_users', '{config.demo_users}')"
+    )
+    return [sys.executable, "-c", script]

@@ -1,0 +1,116 @@
+"""What one lab run is (mode, instances, affinity, ports) and where its files live.
+
+``LabConfig`` is decided once, by ``up``, and written to ``lab.json`` in the
+run folder; the supervisor, ``status`` and later the experiment runner all
+read it from there, so they never disagree about a port. ``RunFolder`` names
+every file of a run, so no module invents a path of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sessions_lab.cluster.network import LOOPBACK
+
+AFFINITIES = ("cookie", "learn", "route", "ip", "none")
+DATABASES = ("sqlite", "postgres")
+REDIS_PERSISTENCE = ("none", "aof")
+
+# DESIGN.md's topology: app1 :8101, app2 :8102, …, Redis :6380, PostgreSQL
+# :5433 -- used when free, so a workshop sees the same numbers everywhere.
+APP_PORT_BASE = 8101
+REDIS_PORT = 6380
+POSTGRES_PORT = 5433
+
+
+@dataclass
+class LabConfig:
+    """The shape of one run: what ``up`` was asked for and the ports it chose."""
+
+    mode: str
+    instances: int
+    affinity: str  # "none" outside sticky mode: the others are round robin
+    db: str
+    port: int
+    redis_persistence: str
+    demo_users: int = 10
+    app_ports: list[int] = field(default_factory=list)
+    redis_port: int | None = None
+    postgres_port: int | None = None
+    listen_address: str = LOOPBACK
+
+    @property
+    def app_names(self) -> list[str]:
+        return [f"app{number}" for number in range(1, self.instances + 1)]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen_address}:{self.port}/"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> LabConfig:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
+
+
+class RunFolder:
+    """Every path of one run folder (``.lab/`` by default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.config = self.root / "lab.json"
+        self.state = self.root / "state.json"
+        self.secrets = self.root / "secrets.json"
+        self.logs = self.root / "logs"
+        self.nginx = self.root / "nginx"
+        self.redis = self.root / "redis"
+        self.sqlite = self.root / "shop.sqlite3"
+        self.access_log = self.logs / "nginx-access.jsonl"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def control_socket(self, name: str) -> Path:
+        return self.root / f"{name}.ctl"
+
+    def create(self) -> None:
+        for folder in (self.root, self.logs, self.nginx, self.redis):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def read_config(self) -> LabConfig:
+        return LabConfig.from_dict(json.loads(self.config.read_text(encoding="utf-8")))
+
+    def write_config(self, config: LabConfig) -> None:
+        write_json_atomically(self.config, config.to_dict())
+
+    def keys(self) -> dict[str, str]:
+        """SECRET_KEY and JWT_SIGNING_KEY of this run folder, made on first use.
+
+        Every instance must share both (a session signed by app1 is read by
+        app2), they must differ from each other, and they outlive one ``up``
+        so a restarted cluster still accepts its users' cookies.
+        """
+        if self.secrets.exists():
+            return json.loads(self.secrets.read_text(encoding="utf-8"))
+        keys = {
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
+        }
+        descriptor = os.open(self.secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(keys, file)
+        return keys
+
+
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write ``data`` so a reader sees the old file or the new one, never half of one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,170 @@
+"""The lab's PostgreSQL, for ``--db postgres``.
+
+PostgreSQL refuses to run as root. As root, the lab runs ``initdb`` and
+``postgres`` as ``nobody``, which must be able to reach the binaries and the
+data folder: a venv or a run folder under a private home (root's is mode 700;
+CI may clone anywhere) is out of its reach, so the binaries are copied once
+into a world-readable folder under the temp dir, and the data folder goes
+there too when the run folder cannot be reached. Not as root, everything runs
+as the current user, in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sessions_lab.cluster.binaries import Binary
+from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.nginx import world_traversable
+from sessions_lab.cluster.processes import ProcessSpec
+from sessions_lab.cluster.templates import render
+
+SUPERUSER = "lab"
+DATABASE = "shop"
+UNPRIVILEGED_USER = "nobody"
+
+
+class PostgresError(RuntimeError):
+    """PostgreSQL could not be prepared; the message says why."""
+
+
+def run_as() -> str | None:
+    """The user PostgreSQL runs as: ``nobody`` for root, else the current user (None)."""
+    return UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+
+def data_dir(run: RunFolder) -> Path:
+    """Where this run folder's database lives."""
+    if run_as() is None or world_traversable(run.root):
+        return run.root / "postgres" / "data"
+    digest = hashlib.sha1(str(run.root).encode()).hexdigest()[:12]  # noqa: S324 - a name
+    return Path(tempfile.gettempdir()) / f"sessions-lab-pgdata-{digest}" / "data"
+
+
+def install_dir(binary: Binary) -> Path:
+    """A ``bin`` folder with ``postgres`` and ``initdb`` that the running user can reach."""
+    bin_dir = binary.path.parent
+    if run_as() is None or world_traversable(bin_dir):
+        return bin_dir
+    source = bin_dir.parent
+    target = Path(tempfile.gettempdir()) / f"sessions-lab-pg-{binary.version_text}"
+    if not (target / ".complete").exists():
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        shutil.copytree(source, partial, symlinks=True, dirs_exist_ok=True)
+        (partial / ".complete").touch()
+        for folder, _dirs, files in os.walk(partial):
+            os.chmod(folder, 0o755)  # noqa: S103 - read-only binaries, for `nobody`
+            for name in files:
+                path = Path(folder, name)
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | 0o444)
+        try:
+            partial.rename(target)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)  # another `up` copied it first
+    if target.stat().st_uid != os.geteuid():
+        raise PostgresError(f"{target} belongs to another user: remove it and run `up` again.")
+    return target / "bin"
+
+
+def _user_ids(user: str | None) -> dict[str, object]:
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def postgres_spec(config: LabConfig, run: RunFolder, binary: Binary) -> ProcessSpec:
+    """Create the data folder on first use (``initdb``), render its config, say how to run it."""
+    assert config.postgres_port is not None
+    bin_dir = install_dir(binary)
+    data = data_dir(run)
+    user = run_as()
+    log = run.log("postgres")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "LC_ALL": "C"}
+    if not (data / "PG_VERSION").exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        data.parent.chmod(0o755)
+        data.mkdir(mode=0o700, exist_ok=True)
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(data, entry.pw_uid, entry.pw_gid)
+        with log.open("ab") as out:
+            done = subprocess.run(  # noqa: S603 - our own binary and arguments
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    # Loopback only, and a throwaway lab database: no passwords.
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                cwd=data.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+                **_user_ids(user),  # type: ignore[arg-type]
+            )
+        if done.returncode != 0:
+            raise PostgresError(f"initdb failed (exit {done.returncode}); see {log}")
+    (data / "postgresql.conf").write_text(
+        render(
+            "postgresql.conf.tmpl", listen_address=config.listen_address, port=config.postgres_port
+        ),
+        encoding="utf-8",
+    )
+    return ProcessSpec(
+        name="postgres",
+        role="postgres",
+        argv=[str(bin_dir / "postgres"), "-D", str(data)],
+        cwd=data.parent,
+        log=log,
+        port=config.postgres_port,
+        health="tcp",
+        env=env,
+        user=user,
+        stop_signal=signal.SIGINT,  # "fast" shutdown: disconnects the pooled connections
+        quick_stop_signal=signal.SIGINT,
+    )
+
+
+def create_database(config: LabConfig, deadline: float) -> None:
+    """Wait until PostgreSQL accepts connections, then create the shop's database if missing."""
+    import psycopg
+
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(
+                host=config.listen_address,
+                port=config.postgres_port,
+                user=SUPERUSER,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=2,
+            ) as connection:
+                exists = connection.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+                ).fetchone()
+                if not exists:
+                    connection.execute(f'CREATE DATABASE "{DATABASE}"')
+                return
+        except psycopg.OperationalError as error:
+            last_error = error
+            time.sleep(0.1)
+    raise PostgresError(f"PostgreSQL did not accept connections in time: {last_error}")
