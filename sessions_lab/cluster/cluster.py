@@ -36,7 +36,7 @@ from sessions_lab.cluster.config import (
     RunFolder,
     write_json_atomically,
 )
-from sessions_lab.cluster.processes import is_alive, signal_group
+from sessions_lab.cluster.processes import group_members, is_alive, signal_group
 from sessions_lab.cluster.supervisor import socket_address, tail
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
 
@@ -313,7 +313,9 @@ class Cluster:
         deadline = time.monotonic() + 5.0
         for process in state["processes"]:
             pid = process.get("pid")
-            while pid and is_alive(pid, process.get("start_time")):
+            # The whole group, not only its leader: a gunicorn worker can
+            # outlive its master by a few milliseconds after SIGKILL.
+            while pid and process["name"] in cleaned and group_members(pid):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.02)

@@ -355,6 +355,12 @@ class Supervisor:
         for child in running:
             if not child.exited.wait(5.0) and child.popen is not None:
                 self.record_exit(child, child.popen.wait())
+        # The leader's exit is not the group's: wait (bounded) for its
+        # workers too, so a caller of `down` finds no process left.
+        settle = time.monotonic() + 5.0
+        for child in running:
+            while child.pid is not None and group_members(child.pid) and time.monotonic() < settle:
+                time.sleep(0.02)
 
     # ------------------------------------------------------------------ bring-up
 

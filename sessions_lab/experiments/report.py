@@ -23,7 +23,7 @@ CLASS_STYLE = {
     "connection": ("#000000", "cross", "connection failed"),
 }
 THROUGHPUT_COLOUR = "#0072B2"
-EVENT_COLOUR = "#56B4E9"
+EVENT_COLOUR = "#0072B2"
 
 
 def _fmt_ms(value: Any) -> str:
@@ -218,8 +218,8 @@ def spread_chart(result: dict[str, Any], users: list[dict[str, Any]]) -> str:
             f'<rect x="{left + kept_w:.1f}" y="{y}" width="{lost_w:.1f}" height="24" fill="url(#hatch)"/>'
         )
         parts.append(
-            f'<text x="{left + kept_w + lost_w + 8:.1f}" y="{y + 18}">{len(mine)} users, '
-            f"{lost} lost{marked}</text>"
+            f'<text x="{left + kept_w + lost_w + 8:.1f}" y="{y + 18}">{len(mine)} '
+            f"user{'s' if len(mine) != 1 else ''}, {lost} lost{marked}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
