@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo down test lint lock clean
+.PHONY: help install demo up down test lint lock clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,11 +18,14 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
 
+demo: $(STAMP)  ## kill an instance under load in all six modes (~4 min); prints the table and the report
+	$(BIN)/sessions-lab experiment --modes all --scenario kill-one --users 20 --duration 30
+
 MODE ?= sticky
-demo: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 (MODE=sticky|redis|db|cached_db|cookie|jwt)
+up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (MODE=sticky|redis|db|cached_db|cookie|jwt)
 	$(BIN)/sessions-lab up --mode $(MODE) --instances 3
 
-down: $(STAMP)  ## stop the lab started by `make demo`
+down: $(STAMP)  ## stop the lab started by `make up`
 	$(BIN)/sessions-lab down
 
 test: $(STAMP)  ## run the whole test suite

@@ -21,6 +21,7 @@ from sessions_lab.cluster.binaries import NGINX_STICKY_SINCE, BinaryNotFoundErro
 from sessions_lab.cluster.cluster import SIGNALS, Cluster, LabError, LabFailure
 from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE
 from sessions_lab.cluster.supervisor import tail
+from sessions_lab.experiments.scenarios import SCENARIOS
 from sessions_lab.modes import MODE_NAMES
 
 TARGET_HELP = "app1..appN, nginx, redis or postgres"
@@ -62,7 +63,69 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=40)
     add("down", help="stop every process of the lab")
     add("doctor", help="which nginx / Redis / PostgreSQL binaries and versions")
+    experiment = add(
+        "experiment", help="run a fault scenario per mode while Locust shops; write a report"
+    )
+    experiment.add_argument("--modes", default="all", help="all, or a list like sticky,redis")
+    experiment.add_argument("--scenario", default="kill-one", choices=SCENARIOS)
+    experiment.add_argument("--users", type=int, default=30, help="simulated users (default: 30)")
+    experiment.add_argument(
+        "--duration", type=int, default=40, help="seconds per mode (default: 40)"
+    )
+    experiment.add_argument("--instances", type=int, default=3)
+    experiment.add_argument("--affinity", choices=AFFINITIES, default="cookie", help="for sticky")
+    experiment.add_argument("--db", choices=DATABASES, default="sqlite")
+    experiment.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
+    experiment.add_argument("--seed", type=int, default=1234)
+    experiment.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
+    experiment.add_argument(
+        "--out", type=Path, help="results folder (default: results/TIME-SCENARIO)"
+    )
     return parser
+
+
+def experiment(args: argparse.Namespace) -> int:
+    # Imported here: the experiment modules are not needed by the other commands.
+    from sessions_lab.experiments.report import markdown
+    from sessions_lab.experiments.runner import (
+        Experiment,
+        ExperimentError,
+        default_out_dir,
+        parse_modes,
+    )
+    from sessions_lab.experiments.scenarios import get_scenario
+
+    if not 1 <= args.users <= 500 or not 5 <= args.duration <= 3600:
+        raise LabError("--users must be 1..500 and --duration 5..3600 seconds")
+    out = args.out or default_out_dir(args.scenario)
+    run = Experiment(
+        scenario=get_scenario(args.scenario),
+        modes=parse_modes(args.modes),
+        users=args.users,
+        duration=args.duration,
+        instances=args.instances,
+        affinity=args.affinity,
+        db=args.db,
+        redis_persistence=args.redis_persistence,
+        seed=args.seed,
+        port=args.port,
+        out=out,
+        run_dir=args.run_dir,
+    )
+    try:
+        summary = run.run()
+    except ExperimentError as error:
+        raise LabFailure(f"{error} (partial results in {out})") from None
+    except KeyboardInterrupt:
+        print(f"interrupted: the cluster is down; partial results in {out}", file=sys.stderr)
+        return 130
+    print()
+    print(markdown(summary))
+    print(f"Report: {out / 'report.html'}  (and report.md, summary.json)")
+    unexpected = [m for m, r in summary["modes"].items() if r["verdict"] == "unexpected"]
+    if unexpected:
+        print(f"unexpected: {', '.join(unexpected)} did not behave as predicted", file=sys.stderr)
+    return 0
 
 
 def print_up(state: dict[str, Any]) -> None:
@@ -147,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         print(cluster.down())
     elif args.command == "doctor":
         return doctor()
+    elif args.command == "experiment":
+        return experiment(args)
     return 0
 
 

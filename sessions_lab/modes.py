@@ -164,7 +164,9 @@ MODES: dict[str, Mode] = {
             summary="Any instance serves anyone; Redis is now the single point of failure.",
             store="Redis",
             load_balancing=LoadBalancing.ROUND_ROBIN,
-            session_engine="django.contrib.sessions.backends.cache",
+            # Django's cache engine, except that an unreachable Redis is an
+            # error rather than an empty session: see shop/sessions.py.
+            session_engine="shop.sessions",
             session_cache=_redis_session_store,
             uses_redis=True,
         ),

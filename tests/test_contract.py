@@ -262,3 +262,19 @@ def test_cached_db_carries_on_from_the_database_while_redis_is_down(settings, de
     assert shopper.set_quantity(product, 2).status_code == 200
     assert shopper.whoami()["authenticated"] is True
     assert shopper.cart_lines() == {product: 2}
+
+
+def test_redis_mode_fails_loudly_rather_than_forget_everyone_while_redis_is_down(
+    settings, demo_user, redis_url
+) -> None:
+    from shop.sessions import UNREACHABLE
+    from tests.conftest import apply_mode
+
+    apply_mode(settings, "redis", redis_url)
+    shopper = Shopper("redis")
+    shopper.login()
+    apply_mode(settings, "redis", "redis://127.0.0.1:9/0")  # Redis is gone
+    with pytest.raises(UNREACHABLE):  # the test client re-raises what would be a 500
+        shopper.whoami()
+    apply_mode(settings, "redis", redis_url)  # ... and back, with its data
+    assert shopper.whoami()["authenticated"] is True

@@ -144,3 +144,14 @@ def test_reports_show_the_table_charts_and_fault_events(tmp_path: Path) -> None:
     assert "<script" not in page and "http" not in page.replace("http_5xx", "").replace(
         "HTTP 5xx", ""
     )
+
+
+def test_a_run_that_made_no_requests_is_an_error(tmp_path: Path) -> None:
+    from sessions_lab.experiments.runner import ExperimentError, check_measured
+
+    write_run(tmp_path / "db", [], [], requests=0)
+    with pytest.raises(ExperimentError, match="Locust made no requests in db mode"):
+        check_measured(ModeRun(tmp_path / "db", [], pinned=False, started_at=0), "db")
+    (tmp_path / "db" / "locust_stats.csv").unlink()  # Locust died before writing anything
+    with pytest.raises(ExperimentError):
+        check_measured(ModeRun(tmp_path / "db", [], pinned=False, started_at=0), "db")

@@ -1,0 +1,1 @@
+"""Locust users that shop like people and measure session loss; see ``locustfile.py``."""

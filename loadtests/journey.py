@@ -1,0 +1,260 @@
+"""What every journey through the shop shares: its expectations, its cart steps, its repairs.
+
+A journey is a Locust ``TaskSet`` that carries a ``SessionCheck``: what the
+shopper's session must hold right now. Each step updates that expectation
+with what the step meant to do and lets ``ShopUser.send`` judge the answer
+against it. A failure does not end the user: the next step first *repairs*
+(logs in again, puts the cart back the way the shopper left it) without
+counting the same loss twice, so the user can notice a later loss too.
+Repairs are idempotent on purpose: ``PUT`` sets a quantity, so a repair that
+is itself cut off by a fault can simply be tried again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from enum import IntEnum
+from typing import Any, ClassVar
+
+from locust import TaskSet
+
+from loadtests.session_checks import (
+    TRANSPORT_FAILURES,
+    Answer,
+    Failure,
+    SessionCheck,
+    Shows,
+    cart_in,
+)
+from loadtests.shop_user import ShopUser
+
+# Grouped names keep Locust's statistics to one row per kind of request.
+CART_ITEM = "/api/cart/items/[id]/"
+PRODUCT_PAGE = "/products/[id]/"
+# A cart of a few lines is what people buy; it also keeps the signed cookie
+# of `cookie` mode far below its 4 KB ceiling.
+MAX_CART_LINES = 4
+MAX_QUANTITY = 3
+
+
+def cart_item(product: int) -> str:
+    return f"/api/cart/items/{product}/"
+
+
+class Repair(IntEnum):
+    """What a journey must put right before its next step; a larger value includes the smaller."""
+
+    NONE = 0
+    CART = 1  # make the shop's cart what the shopper set
+    REFRESH = 2  # jwt: trade the refresh token for a new pair
+    LOGIN = 3  # log in again, then put the cart back
+
+
+def _says_logged_out(answer: Any) -> bool:
+    """A whoami answer of someone the shop does not know (401, or anonymous)."""
+    if answer.status == 401:
+        return True
+    body = answer.json()
+    return answer.status == 200 and isinstance(body, dict) and body.get("authenticated") is False
+
+
+def step(action: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A journey step that runs only once earlier damage is repaired (repairing is the step)."""
+
+    @functools.wraps(action)
+    def run(journey: Journey) -> None:
+        if journey.needs is Repair.NONE:
+            action(journey)
+        else:
+            journey.repair()
+
+    return run
+
+
+class Journey(TaskSet):
+    """A walk through the shop that knows what its session must hold."""
+
+    user: ShopUser
+    kind: ClassVar[str] = ""
+    logs_in: ClassVar[bool] = False
+
+    def __init__(self, parent: Any) -> None:
+        super().__init__(parent)
+        self.check = SessionCheck(username=getattr(self.user, "username", ""))
+        self.products: list[int] = []
+        self.needs = Repair.LOGIN if self.logs_in else Repair.NONE
+        self.loss_counted = False  # the last failed step counted a session loss
+        self.user.record.kind = self.kind
+
+    def on_start(self) -> None:
+        self.repair()
+
+    # ------------------------------------------------------------ per mode
+    def auth_headers(self, method: str) -> dict[str, str]:
+        """The headers that carry this journey's identity (and CSRF token) on ``method``."""
+        return {}
+
+    def log_in(self) -> bool:
+        """Log in; False when it could not (it is tried again at the next step)."""
+        return True
+
+    def refresh(self) -> bool:
+        return True
+
+    def prepare_cart(self) -> bool:
+        """Anything needed before the cart can be put back; False to try again later."""
+        return True
+
+    # ------------------------------------------------------------ requests
+    def send(self, method: str, path: str, **kwargs: Any) -> tuple[Answer, Failure | None]:
+        return self.user.send(method, path, self.check, headers=self.auth_headers(method), **kwargs)
+
+    def after(self, failure: Failure | None, *, write: bool) -> None:
+        """Decide what the next step must repair after a step that ended with ``failure``."""
+        if failure is None:
+            return
+        self.loss_counted = failure in (Failure.LOGGED_OUT, Failure.CART_MISMATCH)
+        if failure is Failure.LOGGED_OUT and self.logs_in:
+            self.needs = max(self.needs, Repair.LOGIN)
+        elif write or failure is Failure.CART_MISMATCH:
+            # A write that failed may or may not have been applied; either way
+            # the shop's cart is no longer known, so it is set again.
+            self.needs = max(self.needs, Repair.CART)
+
+    def repair(self) -> None:
+        if self.needs is Repair.CART and self.logs_in and not self.still_logged_in():
+            return
+        if self.needs is Repair.LOGIN and self.log_in():
+            self.needs = Repair.CART
+        if self.needs is Repair.REFRESH and self.refresh():
+            self.needs = Repair.CART
+        if self.needs is Repair.CART and self.impose_cart():
+            self.needs = Repair.NONE
+
+    def still_logged_in(self) -> bool:
+        """Ask before repairing a cart: a failed step leaves the login unknown too.
+
+        In the session modes an anonymous cart write succeeds, so a shopper
+        whose session vanished (a store that restarted empty) would quietly
+        rebuild its cart in a new anonymous session; only asking tells.
+        Returns False while the shop cannot answer (try again next step);
+        a logged-out answer is counted as a loss and asks for a new login.
+        """
+        # A loss the failed step already counted (a cart that came back
+        # empty) is the same loss when whoami then says "anonymous": once.
+        counted, self.loss_counted = self.loss_counted, False
+        answer, failure = self.send(
+            "GET",
+            "/api/whoami/",
+            shows=Shows.IDENTITY,
+            excuse=lambda reply: counted and _says_logged_out(reply),
+        )
+        if failure is Failure.LOGGED_OUT or (failure is None and _says_logged_out(answer)):
+            self.needs = Repair.LOGIN
+            return True
+        return failure is None
+
+    def learn_products(self) -> bool:
+        """Read the catalog: the ids to shop from and the prices a checkout must charge."""
+        answer, failure = self.send("GET", "/api/products/")
+        body = answer.json()
+        if failure is not None or not isinstance(body, list):
+            return False
+        try:
+            prices = {int(p["id"]): Decimal(str(p["price"])) for p in body}
+        except (KeyError, TypeError, ValueError, InvalidOperation):
+            return False
+        self.products = sorted(prices)
+        self.check.prices = prices
+        return True
+
+    def impose_cart(self) -> bool:
+        """Set every line of the shop's cart to what the shopper expects; True once it is so."""
+        if not self.prepare_cart():
+            return False
+        answer, failure = self.send("GET", "/api/cart/")
+        server = cart_in(answer.json())
+        if failure is not None or server is None:
+            return False
+        wanted = self.check.cart
+        for product in sorted(set(server) | set(wanted)):
+            if server.get(product, 0) != wanted.get(product, 0):
+                answer, failure = self.send(
+                    "PUT",
+                    cart_item(product),
+                    name=CART_ITEM,
+                    json={"quantity": wanted.get(product, 0)},
+                )
+                # Anything but 200 (a jwt token expiring half-way, say) leaves the cart unknown.
+                if failure is not None or answer.status != 200:
+                    return False
+        return True
+
+    # ------------------------------------------------------------ steps
+    @step
+    def browse_products(self) -> None:
+        self.learn_products()
+
+    @step
+    def add_to_cart(self) -> None:
+        if not self.products:
+            self.learn_products()
+            return
+        lines = self.check.cart
+        # A full cart gets a new quantity on one of its lines instead of a new line.
+        product = self.user.rng.choice(
+            list(lines) if len(lines) >= MAX_CART_LINES else self.products
+        )
+        quantity = self.user.rng.randint(1, MAX_QUANTITY)
+        self.check.cart = {**lines, product: quantity}
+        _, failure = self.send(
+            "PUT", cart_item(product), name=CART_ITEM, json={"quantity": quantity}, shows=Shows.CART
+        )
+        self.after(failure, write=True)
+
+    @step
+    def remove_from_cart(self) -> None:
+        if not self.check.cart:
+            self.add_to_cart()
+            return
+        product = self.user.rng.choice(list(self.check.cart))
+        self.check.cart = {p: q for p, q in self.check.cart.items() if p != product}
+        _, failure = self.send("DELETE", cart_item(product), name=CART_ITEM, shows=Shows.CART)
+        self.after(failure, write=True)
+
+    @step
+    def view_cart(self) -> None:
+        _, failure = self.send("GET", "/api/cart/", shows=Shows.CART)
+        self.after(failure, write=False)
+
+    def view_page(self, path: str, name: str | None = None) -> None:
+        """An HTML page: only its status can be judged (a bounce to the login page among them)."""
+        _, failure = self.send("GET", path, name=name)
+        self.after(failure, write=False)
+
+
+class Shopping(Journey):
+    """The steps of a shopper who is logged in: the cart steps, who-am-I, and checkout."""
+
+    logs_in = True
+
+    @step
+    def check_identity(self) -> None:
+        _, failure = self.send("GET", "/api/whoami/", shows=Shows.IDENTITY)
+        self.after(failure, write=False)
+
+    @step
+    def checkout(self) -> None:
+        if not self.check.cart:
+            self.add_to_cart()
+            return
+        answer, failure = self.send("POST", "/api/checkout/", ok=(201,), shows=Shows.ORDER)
+        if failure is None and answer.status == 201:
+            self.check.cart = {}
+        elif failure in TRANSPORT_FAILURES:
+            # Placed or not, nobody can tell from here: the shopper empties its
+            # cart either way rather than count a loss that did not happen.
+            self.check.cart = {}
+        self.after(failure, write=True)

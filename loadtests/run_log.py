@@ -1,0 +1,134 @@
+"""The files a run leaves for the lab, and the exit code that says a run was void.
+
+Hooks Locust's events: at test start the clock and the user numbering are
+reset (the web UI can run several tests in one process); every request
+goes into the timeline; at test stop the users file is written; at quit a
+run in which no request got any HTTP answer exits with ``VOID_RUN_EXIT_CODE``
+instead of passing. Locust already exits 1 when any request failed, and a
+fault scenario is expected to fail some, so the lab needs this third state.
+
+One Locust process only: with ``--processes`` or workers, each process
+would write the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import gevent
+from locust import events
+from locust.env import Environment
+
+from loadtests.records import VOID_RUN_EXIT_CODE, Timeline, UserRecord, write_users
+from loadtests.session_checks import Failure
+
+FAILURE_NAMES = frozenset(failure.value for failure in Failure)
+
+logger = logging.getLogger(__name__)
+
+
+class RunLog:
+    """The memory of the current test: its start, its users, its timeline."""
+
+    def __init__(self) -> None:
+        self._timeline_file: TextIO | None = None
+        self._flusher: gevent.Greenlet | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.started_at = time.time()
+        self.started = False
+        self.answered = 0  # requests that got any HTTP status back
+        self.records: list[UserRecord] = []
+        self.timeline = Timeline(self.started_at)
+        self._numbers: dict[str, int] = {}
+
+    def number(self, kind: str) -> int:
+        """The next number for a user of ``kind``, from 1: usernames and client addresses."""
+        self._numbers[kind] = self._numbers.get(kind, 0) + 1
+        return self._numbers[kind]
+
+    def seconds(self) -> float:
+        return time.time() - self.started_at
+
+    def add_user(self, record: UserRecord) -> UserRecord:
+        self.records.append(record)
+        return record
+
+    def start(self, environment: Environment) -> None:
+        self.stop_timeline()
+        self._reset()
+        self.started = True
+        timeline_out = _option(environment, "timeline_out")
+        if timeline_out:
+            path = Path(timeline_out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._timeline_file = path.open("w", encoding="utf-8")
+            self.timeline.out = self._timeline_file
+            self._flusher = gevent.spawn(self._flush_every_second)
+
+    def _flush_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.timeline.flush(time.time())
+
+    def stop_timeline(self) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+        if self._timeline_file is not None:
+            self.timeline.flush(time.time(), final=True)
+            self._timeline_file.close()
+            self._timeline_file = None
+
+    def stop(self, environment: Environment) -> None:
+        self.stop_timeline()
+        users_out = _option(environment, "users_out")
+        if users_out:
+            write_users(Path(users_out), self.records)
+
+
+RUN = RunLog()
+
+
+def _option(environment: Environment, name: str) -> Any:
+    return getattr(environment.parsed_options, name, None) if environment.parsed_options else None
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    RUN.start(environment)
+
+
+@events.request.add_listener
+def _on_request(
+    response_time: float, exception: BaseException | None, response: Any = None, **_kwargs: Any
+) -> None:
+    if getattr(response, "status_code", 0):
+        RUN.answered += 1
+    failure = None
+    if exception is not None:
+        # Every request of these users is judged, so the message is a class name;
+        # anything else is reported as unexpected rather than invented a class.
+        message = str(exception)
+        failure = message if message in FAILURE_NAMES else Failure.UNEXPECTED.value
+    RUN.timeline.add(time.time(), failure, response_time or 0.0)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
+    RUN.stop(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
+    if RUN.started and RUN.answered == 0:
+        logger.error(
+            "No request got an HTTP answer (is the shop at %s up?): exiting with %d.",
+            environment.host,
+            VOID_RUN_EXIT_CODE,
+        )
+        environment.process_exit_code = VOID_RUN_EXIT_CODE

@@ -1,0 +1,334 @@
+"""Run a scenario over several modes: bring the cluster up, shop with Locust, break it on time.
+
+Locust runs in a process of its own: importing it patches this process
+with gevent, and the lab must stay a plain Python program. For each mode:
+``up`` → Locust headless → fire the scenario's events at their second →
+Locust ends → ``down`` → summarise. Ctrl-C tears the cluster down and keeps
+whatever results exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.cluster import Cluster, LabError
+from sessions_lab.experiments import report
+from sessions_lab.experiments.results import (
+    SCHEMA_VERSION,
+    ModeRun,
+    aggregated_stats,
+    not_applicable,
+    read_jsonl,
+    summarise_mode,
+    write_summary,
+)
+from sessions_lab.experiments.scenarios import Scenario, stores, verdict
+from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
+
+
+class ExperimentError(Exception):
+    """The experiment could not measure what it set out to; the message says why."""
+
+
+@dataclass
+class Experiment:
+    scenario: Scenario
+    modes: list[str]
+    users: int = 30
+    duration: int = 40
+    instances: int = 3
+    affinity: str = "cookie"
+    db: str = "sqlite"
+    redis_persistence: str = "none"
+    seed: int = 1234
+    port: int = 8080
+    out: Path = field(default_factory=lambda: default_out_dir("experiment"))
+    run_dir: Path = Path(".lab")
+    say: Callable[[str], None] = print
+
+    def run(self) -> dict[str, Any]:
+        """Run every mode in turn; returns summary.json's content (also written to ``out``)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        summary = self._summary_head()
+        try:
+            for mode in self.modes:
+                summary["modes"][mode] = self._run_mode(mode)
+                self._write(summary)
+        except KeyboardInterrupt:
+            summary["interrupted"] = True
+            self._write(summary)
+            raise
+        self._write(summary)
+        return summary
+
+    # ------------------------------------------------------------------ one mode
+
+    def _run_mode(self, mode: str) -> dict[str, Any]:
+        expectation = self.scenario.expectation(mode, self.db, self.redis_persistence)
+        if expectation is None:
+            self.say(f"[{mode}] {self.scenario.name} does not apply (no store to restart): skipped")
+            return not_applicable(f"{mode} keeps no session in a separate store")
+        folder = self.out / mode
+        folder.mkdir(parents=True, exist_ok=True)
+        cluster = Cluster(self.run_dir)
+        pinned = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
+        affinity = self.affinity if pinned else None
+        self.say(
+            f"[{mode}] starting {self.instances} instances"
+            + (f" ({affinity} affinity)" if affinity else "")
+        )
+        state = cluster.up(
+            mode,
+            instances=self.instances,
+            affinity=affinity,
+            db=self.db,
+            port=self.port,
+            redis_persistence=self.redis_persistence,
+            demo_users=max(self.users, 10),
+        )
+        events_log: list[dict[str, Any]] = []
+        try:
+            started_at = self._shop_and_break(mode, cluster, state, folder, events_log, affinity)
+        finally:
+            self._keep_logs(cluster, folder)
+            cluster.down()
+        run = ModeRun(folder=folder, events=events_log, pinned=pinned, started_at=started_at)
+        check_measured(run, mode)
+        result = summarise_mode(
+            run,
+            expectation.text,
+            lambda r: verdict(self.scenario, mode, r, self.db, self.redis_persistence),
+        )
+        self.say(
+            f"[{mode}] {result['requests']} requests, {result['failed_requests']} failed, "
+            f"{result['users_lost_session']} of {result['users_total']} users lost their session "
+            f"— {result['verdict']}"
+        )
+        return result
+
+    def _shop_and_break(
+        self,
+        mode: str,
+        cluster: Cluster,
+        state: dict[str, Any],
+        folder: Path,
+        events_log: list[dict[str, Any]],
+        affinity: str | None,
+    ) -> float:
+        store = stores(mode, self.db, self.redis_persistence)
+        timeline = sorted(self.scenario.timeline(self.instances, store), key=lambda e: e.at)
+        url = state.get("url") or f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "--host", url.rstrip("/"),
+            "-u", str(self.users), "-r", str(max(1, self.users // 3)),
+            "-t", f"{self.duration}s", "--stop-timeout", "5",
+            "--csv", str(folder / "locust"), "--only-summary",
+            "--users-out", str(folder / "users.jsonl"),
+            "--timeline-out", str(folder / "timeline.jsonl"),
+            "--demo-users", str(max(self.users, 10)),
+            "--seed", str(self.seed),
+        ]  # fmt: skip
+        if affinity == "ip":
+            command.append("--client-ip-per-user")
+        env = {**os.environ, "PYTHONHASHSEED": str(self.seed)}
+        with (
+            (folder / "locust.log").open("wb") as log,
+            (folder / "events.jsonl").open("w") as events_out,
+        ):
+            started_at = time.time()
+            self._announce(cluster, mode, folder, started_at)
+            locust = subprocess.Popen(  # noqa: S603
+                command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )  # fmt: skip
+            try:
+                self._follow(
+                    mode, locust, cluster, timeline, started_at, folder, events_out, events_log
+                )
+            except BaseException:
+                _stop(locust)
+                raise
+        return started_at
+
+    def _follow(
+        self,
+        mode: str,
+        locust: subprocess.Popen,
+        cluster: Cluster,
+        timeline: list[Any],
+        started_at: float,
+        folder: Path,
+        events_out: TextIO,
+        events_log: list[dict[str, Any]],
+    ) -> None:
+        """Fire each event at its second and show progress until Locust ends (bounded in time)."""
+        pending = list(timeline)
+        deadline = started_at + self.duration + 60
+        last_shown = -1
+        while locust.poll() is None:
+            now = time.time()
+            elapsed = now - started_at
+            while pending and elapsed >= pending[0].at_seconds(self.duration):
+                event = pending.pop(0)
+                record = self._fire(cluster, event, elapsed)
+                events_log.append(record)
+                events_out.write(json.dumps(record) + "\n")
+                events_out.flush()
+                self.say(f"[{mode}] {record['t']:5.1f}s  {record['action']} {record['target']}"
+                         + (f" ({record['signal']})" if record.get("signal") else "")
+                         + ("" if record["ok"] else f"  FAILED: {record['message']}"))  # fmt: skip
+            if int(elapsed) // 5 > last_shown and elapsed < self.duration:
+                last_shown = int(elapsed) // 5
+                self.say(f"[{mode}] {elapsed:5.1f}s/{self.duration}s  {_progress(folder)}")
+            if now > deadline:
+                _stop(locust)
+                raise ExperimentError(
+                    f"Locust did not finish within {self.duration + 60} s in {mode} mode"
+                )
+            time.sleep(
+                0.1
+            )  # a polling tick, not a synchronisation: the loop checks state each time
+
+    def _fire(self, cluster: Cluster, event: Any, elapsed: float) -> dict[str, Any]:
+        record = {
+            "t": round(elapsed, 1),
+            "at": round(time.time(), 3),
+            "action": event.action,
+            "target": event.target,
+            "signal": event.signal,
+        }
+        try:
+            if event.action == "kill":
+                message = cluster.kill(event.target, event.signal or "KILL")
+            elif event.action == "start":
+                message = cluster.start(event.target)
+            elif event.action == "drain":
+                message = cluster.drain(event.target)
+            else:
+                raise LabError(f"the cluster cannot {event.action} yet")
+            record.update(ok=True, message=message)
+        except LabError as error:
+            record.update(ok=False, message=str(error))
+        return record
+
+    def _announce(self, cluster: Cluster, mode: str, folder: Path, started_at: float) -> None:
+        """Tell onlookers (the live dashboard) where this run's live files are."""
+        live = {
+            "scenario": self.scenario.name,
+            "mode": mode,
+            "started_at": started_at,
+            "duration_s": self.duration,
+            "timeline": str((folder / "timeline.jsonl").resolve()),
+            "events": str((folder / "events.jsonl").resolve()),
+            "users": str((folder / "users.jsonl").resolve()),
+        }
+        (cluster.run.root / "experiment.json").write_text(json.dumps(live, indent=2) + "\n")
+
+    def _keep_logs(self, cluster: Cluster, folder: Path) -> None:
+        """Every process's log and nginx's access log, beside the Locust files."""
+        if cluster.run.logs.exists():
+            shutil.copytree(cluster.run.logs, folder / "logs", dirs_exist_ok=True)
+
+    # ------------------------------------------------------------------ summary
+
+    def _summary_head(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "scenario": self.scenario.name,
+            "instances": self.instances,
+            "users": self.users,
+            "duration_s": self.duration,
+            "affinity": self.affinity,
+            "db": self.db,
+            "redis_persistence": self.redis_persistence,
+            "seed": self.seed,
+            "versions": versions(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "modes": {},
+        }
+
+    def _write(self, summary: dict[str, Any]) -> None:
+        write_summary(self.out / "summary.json", summary)
+        report.write_reports(summary, self.out)
+
+
+def check_measured(run: ModeRun, mode: str) -> None:
+    """A run without a single request measured nothing: that is an error, never a pass."""
+    if aggregated_stats(run.stats_file)["requests"] == 0:
+        raise ExperimentError(
+            f"Locust made no requests in {mode} mode: see {run.folder / 'locust.log'}"
+        )
+
+
+def _progress(folder: Path) -> str:
+    seconds = read_jsonl(folder / "timeline.jsonl")
+    requests = sum(s["requests"] for s in seconds)
+    failures: dict[str, int] = {}
+    for second in seconds:
+        for name, count in second["failures_by_class"].items():
+            failures[name] = failures.get(name, 0) + count
+    shown = ", ".join(f"{name} {count}" for name, count in failures.items() if count) or "none"
+    return f"requests {requests}  failures: {shown}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ask Locust to stop (it writes its stats on SIGINT), then make sure it has."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in ("django", "locust"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    for role in ("nginx", "redis"):
+        try:
+            found[role] = find_binary(role).version_text
+        except Exception:  # a version is information, never a reason to fail
+            found[role] = "unknown"
+    return found
+
+
+def default_out_dir(scenario: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / f"{stamp}-{scenario}"
+
+
+def parse_modes(text: str) -> list[str]:
+    if text == "all":
+        return list(MODE_NAMES)
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODE_NAMES]
+    if unknown or not modes:
+        raise LabError(
+            f"unknown mode {', '.join(unknown) or '(none)'}: use all or some of {', '.join(MODE_NAMES)}"
+        )
+    return modes

@@ -1,0 +1,75 @@
+"""Done-when 1, 4, 5 of the experiment issue: kill-one over all six modes, measured for real."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+SHORT_KILL_ONE = ("--modes", "all", "--scenario", "kill-one", "--users", "6", "--duration", "15")
+
+
+@pytest.mark.timeout(420)
+def test_kill_one_loses_sessions_only_in_sticky_and_only_on_the_killed_instance(experiment) -> None:
+    done, summary, _out = experiment(*SHORT_KILL_ONE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    modes = summary["modes"]
+    assert list(modes) == ["sticky", "redis", "db", "cached_db", "cookie", "jwt"]
+    sticky = modes["sticky"]
+    assert sticky["users_lost_session"] >= 1
+    assert sticky["users_lost_on_faulted_instance"] == sticky["users_lost_session"]
+    assert sticky["users_pinned_to_faulted_instance"] >= sticky["users_lost_session"]
+    for mode in ("redis", "db", "cached_db", "cookie", "jwt"):
+        assert modes[mode]["users_lost_session"] == 0, (mode, modes[mode])
+        assert modes[mode]["users_pinned_to_faulted_instance"] is None
+    for mode, result in modes.items():
+        assert result["verdict"] == "as expected", (mode, result)
+        assert result["requests"] > 0
+        assert [e["action"] for e in result["events"]] == ["kill", "start"]
+    assert "| sticky |" in done.stdout
+    assert "report.html" in done.stdout
+
+
+@pytest.mark.timeout(420)
+def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> None:
+    _, summary, out = experiment(*SHORT_KILL_ONE)
+    assert summary["schema_version"] == 1
+    assert {"scenario", "instances", "users", "duration_s", "affinity", "db", "redis_persistence",
+            "seed", "versions", "modes"} <= set(summary)  # fmt: skip
+    assert set(summary["versions"]) >= {"django", "nginx", "redis", "locust"}
+    for name in ("summary.json", "report.md", "report.html"):
+        assert (out / name).is_file()
+    for mode in summary["modes"]:
+        for raw in (
+            "locust_stats.csv",
+            "users.jsonl",
+            "timeline.jsonl",
+            "events.jsonl",
+            "logs/nginx-access.jsonl",
+        ):
+            assert (out / mode / raw).is_file(), (mode, raw)
+
+
+@pytest.mark.timeout(420)
+def test_html_report_opens_in_chromium_without_console_errors(experiment) -> None:
+    _, _summary, out = experiment(*SHORT_KILL_ONE)
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    shot = out / "report.png"
+    done = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--window-size=1280,2400",
+         f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shot.is_file() and shot.stat().st_size > 10_000, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    page = (out / "report.html").read_text()
+    assert page.count('class="chart"') == 6  # one time chart per mode
+    assert page.count('class="spread"') == 6
+    assert "kill app2 KILL" in page
+    assert "<script" not in page

@@ -1,0 +1,70 @@
+"""What a run remembers per user and per second, without a server (and without Locust)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+from loadtests.records import Timeline, UserRecord
+from loadtests.session_checks import Failure
+from tests.loadtests.shop_server import PROJECT_ROOT
+
+
+def test_a_loss_is_blamed_on_the_instance_that_served_the_user_last() -> None:
+    record = UserRecord(user="user3", kind="session")
+    record.served("app2")
+    record.pin("app2")
+    record.served("app2")
+    record.failed(Failure.LOGGED_OUT, t=12.3456, at=1000.0)
+    record.served("app1")  # the answer that showed the loss came from the survivor
+    record.failed(Failure.CONNECTION, t=13.0, at=1001.0)
+
+    line = record.to_json()
+    assert line["lost"] is True
+    assert line["first_loss_t"] == 12.346
+    assert line["loss_instances"] == ["app2"]
+    assert line["instances"] == {"app1": 1, "app2": 2}
+    assert line["first_instance"] == "app2"
+    assert line["losses"] == {
+        "logged_out": 1,
+        "cart_mismatch": 0,
+        "csrf": 0,
+        "http_5xx": 0,
+        "connection": 1,
+    }
+
+
+def test_transport_failures_alone_are_no_lost_session() -> None:
+    record = UserRecord(user="user1", kind="jwt")
+    record.failed(Failure.HTTP_5XX, t=1.0, at=1.0)
+    record.failed(Failure.CONNECTION, t=2.0, at=2.0)
+    assert record.lost is False
+    assert record.to_json()["first_loss_t"] is None
+
+
+def test_the_timeline_writes_each_second_once_it_is_over_gaps_included() -> None:
+    out = io.StringIO()
+    timeline = Timeline(started_at=100.0, out=out)
+    timeline.add(100.2, None, 10.0)
+    timeline.add(100.9, "logged_out", 30.0)
+    timeline.add(102.5, "connection", 5.0)
+
+    assert [line["t"] for line in timeline.flush(102.1)] == [0, 1]
+    assert [line["t"] for line in timeline.flush(102.6, final=True)] == [2]
+
+    lines = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert [line["requests"] for line in lines] == [2, 0, 1]
+    assert lines[0]["failures_by_class"]["logged_out"] == 1
+    assert lines[2]["failures_by_class"]["connection"] == 1
+    assert lines[1]["at"] == 101.0
+    assert lines[0]["p95_ms"] == 30.0
+
+
+def test_the_checks_and_records_can_be_used_without_importing_locust() -> None:
+    # Importing locust patches a process with gevent; the lab's own process reads these files.
+    probe = "import sys, loadtests.records; sys.exit('locust' in sys.modules or 'gevent' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, timeout=30).returncode == 0
+    )
