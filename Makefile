@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make install WHEELHOUSE=wheelhouse` installs offline from `make wheelhouse`'s folder.
+WHEELHOUSE ?=
+PIP_FROM := $(if $(WHEELHOUSE),--no-index --find-links $(WHEELHOUSE),)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install demo up down test lint lock clean
+.PHONY: help install demo up down compose test lint system-deps wheelhouse lock clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -12,8 +16,8 @@ help:  ## list the commands
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)) and "Python 3.11 or 3.12 is needed; run make PYTHON=python3.11 …")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_FROM) -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_FROM) --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
@@ -28,12 +32,24 @@ up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (
 down: $(STAMP)  ## stop the lab started by `make up`
 	$(BIN)/sessions-lab down
 
+compose: $(STAMP)  ## render deploy/ for docker compose and write deploy/.env with fresh keys (MODE=…)
+	$(BIN)/sessions-lab render --target compose --mode $(MODE)
+
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint deploy/Dockerfile
+
+system-deps:  ## Debian/Ubuntu: chromium (report and dashboard tests) and wrk (bench)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
+		|| ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver wrk)
+
+wheelhouse:  ## every locked dependency in wheelhouse/, for laptops without internet
+	$(PYTHON) -m pip download --quiet -d wheelhouse -r requirements/lock.txt
+	$(PYTHON) -m pip download --quiet -d wheelhouse "setuptools>=69" wheel poetry-core
 
 lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt

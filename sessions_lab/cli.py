@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=40)
     add("down", help="stop every process of the lab")
     add("doctor", help="which nginx / Redis / PostgreSQL binaries and versions")
+    render = add(
+        "render", help="write deploy/'s nginx and Redis configs (and deploy/.env if missing)"
+    )
+    render.add_argument("--target", required=True, choices=["compose"])
+    render.add_argument("--mode", choices=MODE_NAMES, help="also set SESSION_MODE in deploy/.env")
+    render.add_argument("--affinity", choices=AFFINITIES, help="sticky mode only (default: cookie)")
+    render.add_argument("--instances", type=int, help="must match deploy/docker-compose.yml")
+
     experiment = add(
         "experiment", help="run a fault scenario per mode while Locust shops; write a report"
     )
@@ -77,11 +85,81 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--db", choices=DATABASES, default="sqlite")
     experiment.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
     experiment.add_argument("--seed", type=int, default=1234)
+    experiment.add_argument(
+        "--driver",
+        choices=["native", "compose"],
+        default="native",
+        help="native processes (default) or docker compose (deploy/docker-compose.yml)",
+    )
     experiment.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
     experiment.add_argument(
         "--out", type=Path, help="results folder (default: results/TIME-SCENARIO)"
     )
+
+    attack = add("attack", help="replay cookies and tokens after logout, forge tokens: per mode")
+    attack.add_argument(
+        "--mode", default="", help="all, or one mode (default: the running lab's mode)"
+    )
+    attack.add_argument("--port", type=int, default=8080, help="nginx port for labs it starts")
+
+    bench = add("bench", help="requests/s and latency per mode, as ratios to a no-session page")
+    bench.add_argument("--modes", default="all", help="all, or a list like sticky,redis")
+    bench.add_argument("--duration", type=int, default=15, help="seconds per page (default: 15)")
+    bench.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
+    bench.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
+    bench.add_argument("--out", type=Path, help="results folder (default: results/TIME-bench)")
     return parser
+
+
+def attack(args: argparse.Namespace) -> int:
+    from sessions_lab.attack import run_attacks, table
+
+    cluster = Cluster(args.run_dir)
+    if not args.mode:
+        if not cluster.is_running():
+            raise LabError("no lab is running: `sessions-lab up --mode M` first, or pass --mode")
+        state = cluster.status()
+        results = {state["mode"]: run_attacks(state["url"].rstrip("/"), state["mode"])}
+    else:
+        modes = list(MODE_NAMES) if args.mode == "all" else [args.mode]
+        unknown = [m for m in modes if m not in MODE_NAMES]
+        if unknown:
+            raise LabError(f"unknown mode {unknown[0]}: use all or one of {', '.join(MODE_NAMES)}")
+        results = {}
+        for mode in modes:
+            state = cluster.up(mode, instances=3, port=args.port)
+            try:
+                results[mode] = run_attacks(state["url"].rstrip("/"), mode)
+            finally:
+                cluster.down()
+    print(table(results))
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from sessions_lab.bench.run import bench as run_bench
+    from sessions_lab.bench.run import markdown
+    from sessions_lab.bench.wrk import WrkMissingError
+    from sessions_lab.experiments.runner import default_out_dir, parse_modes
+
+    if not 1 <= args.duration <= 600 or not 1 <= args.connections <= 1000:
+        raise LabError("--duration must be 1..600 seconds and --connections 1..1000")
+    out = args.out or default_out_dir("bench")
+    try:
+        result = run_bench(
+            parse_modes(args.modes),
+            duration=args.duration,
+            connections=args.connections,
+            port=args.port,
+            run_dir=args.run_dir,
+            out=out,
+        )
+    except WrkMissingError as error:
+        raise LabError(str(error)) from None
+    print()
+    print(markdown(result))
+    print(f"Figures: {out / 'bench.json'}")
+    return 0
 
 
 def experiment(args: argparse.Namespace) -> int:
@@ -111,6 +189,7 @@ def experiment(args: argparse.Namespace) -> int:
         port=args.port,
         out=out,
         run_dir=args.run_dir,
+        driver=args.driver,
     )
     try:
         summary = run.run()
@@ -136,6 +215,8 @@ def print_up(state: dict[str, Any]) -> None:
     )
     for note in state.get("notes", []):
         print(f"note: {note}")
+    if state.get("dashboard_url"):
+        print(f"Dashboard: {state['dashboard_url']}  (live requests, faults, session losses)")
     victim = apps[1]["name"] if len(apps) > 1 else apps[0]["name"]
     print(
         f"Break it: sessions-lab kill {victim}   ·   status: sessions-lab status   ·   "
@@ -212,6 +293,24 @@ def run(args: argparse.Namespace) -> int:
         return doctor()
     elif args.command == "experiment":
         return experiment(args)
+    elif args.command == "attack":
+        return attack(args)
+    elif args.command == "bench":
+        return bench(args)
+    elif args.command == "render":
+        return render_compose(args)
+    return 0
+
+
+def render_compose(args: argparse.Namespace) -> int:
+    # Imported here: PyYAML and the compose helpers serve this command only.
+    from sessions_lab.cluster.compose import prepare_deploy
+
+    written = prepare_deploy(args.mode, args.affinity, args.instances)
+    folders = sorted({str(path.parent) for path in written if path.suffix == ".conf"})
+    print(f"rendered {len(written) - 1} configurations into {', '.join(folders)}")
+    print(f"settings and keys: {written[-1]}")
+    print("start: docker compose -f deploy/docker-compose.yml up --build --wait")
     return 0
 
 

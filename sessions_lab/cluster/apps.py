@@ -52,7 +52,9 @@ def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
             "DEBUG": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEMO_PASSWORD": env.get("DEMO_PASSWORD", "demo-password"),
-            "LAB_DASHBOARD_URL": env.get("LAB_DASHBOARD_URL", ""),
+            # The shop's footer links to the lab's dashboard (the shop imports
+            # nothing from the lab: a URL in its environment is all it knows).
+            "LAB_DASHBOARD_URL": config.dashboard_url or env.get("LAB_DASHBOARD_URL", ""),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -61,16 +63,20 @@ def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
     return env
 
 
-def gunicorn_spec(config: LabConfig, run: RunFolder, instance: str, port: int) -> ProcessSpec:
-    """How to run instance ``instance`` on ``port``."""
-    if get_mode(config.mode).load_balancing is LoadBalancing.AFFINITY:
+def worker_shape(mode: str) -> tuple[int, int]:
+    """gunicorn workers and threads per worker for an instance in ``mode``."""
+    if get_mode(mode).load_balancing is LoadBalancing.AFFINITY:
         # Sessions in local memory are per process: one worker, threads for
         # concurrency, or a client would meet a stranger worker half the time.
-        workers, threads = 1, 8
-    else:
-        # Two cores for everything (nginx, Redis, the load generator): keep
-        # each instance small.
-        workers, threads = 2, 4
+        return 1, 8
+    # Two cores for everything (nginx, Redis, the load generator): keep
+    # each instance small.
+    return 2, 4
+
+
+def gunicorn_spec(config: LabConfig, run: RunFolder, instance: str, port: int) -> ProcessSpec:
+    """How to run instance ``instance`` on ``port``."""
+    workers, threads = worker_shape(config.mode)
     argv = [
         sys.executable, "-m", "gunicorn", WSGI_APP,
         "--bind", f"{config.listen_address}:{port}",

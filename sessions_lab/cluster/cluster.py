@@ -28,6 +28,7 @@ from sessions_lab.cluster.binaries import BinaryNotFoundError, find_binary
 from sessions_lab.cluster.config import (
     AFFINITIES,
     APP_PORT_BASE,
+    DASHBOARD_PORT_OFFSET,
     DATABASES,
     POSTGRES_PORT,
     REDIS_PERSISTENCE,
@@ -130,6 +131,11 @@ class Cluster:
             taken.add(config.redis_port)
         if db == "postgres":
             config.postgres_port = network.choose_ports([POSTGRES_PORT], taken)[0]
+            taken.add(config.postgres_port)
+        dashboard = port + DASHBOARD_PORT_OFFSET
+        config.dashboard_port = network.choose_ports(
+            [dashboard if dashboard <= 65535 else network.free_port()], taken
+        )[0]
         self.run.create()
         self.run.state.unlink(missing_ok=True)
         self.run.write_config(config)

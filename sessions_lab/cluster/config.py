@@ -25,6 +25,8 @@ REDIS_PERSISTENCE = ("none", "aof")
 APP_PORT_BASE = 8101
 REDIS_PORT = 6380
 POSTGRES_PORT = 5433
+# The live dashboard listens beside nginx: 8080 -> 9080.
+DASHBOARD_PORT_OFFSET = 1000
 
 
 @dataclass
@@ -41,6 +43,7 @@ class LabConfig:
     app_ports: list[int] = field(default_factory=list)
     redis_port: int | None = None
     postgres_port: int | None = None
+    dashboard_port: int | None = None
     listen_address: str = LOOPBACK
 
     @property
@@ -50,6 +53,12 @@ class LabConfig:
     @property
     def url(self) -> str:
         return f"http://{self.listen_address}:{self.port}/"
+
+    @property
+    def dashboard_url(self) -> str | None:
+        if self.dashboard_port is None:
+            return None
+        return f"http://{self.listen_address}:{self.dashboard_port}/"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -71,6 +71,44 @@ def world_traversable(path: Path) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class NginxPlacement:
+    """Where an nginx runs: the addresses it listens on and proxies to, the paths it writes.
+
+    The one thing the native cluster and docker-compose render differently;
+    everything else in nginx.conf comes from the same templates.
+    """
+
+    upstreams: dict[str, str]  # instance name -> "host:port"
+    listen_address: str
+    trusted_proxy: str  # whose X-Forwarded-For the `ip` affinity believes
+    user_directive: str
+    pid_path: str
+    error_log: str
+    access_log: str
+    temp_dir: str
+
+
+def native_placement(config: LabConfig, run: RunFolder) -> NginxPlacement:
+    """Loopback addresses and the run folder's paths."""
+    # As root, workers would drop to `nobody`, which cannot reach temp files in
+    # a run folder under a private home; the lab only listens on loopback.
+    private = os.geteuid() == 0 and not world_traversable(run.root)
+    return NginxPlacement(
+        upstreams={
+            name: f"{config.listen_address}:{port}"
+            for name, port in zip(config.app_names, config.app_ports, strict=True)
+        },
+        listen_address=config.listen_address,
+        trusted_proxy=config.listen_address,
+        user_directive="user root;" if private else "",
+        pid_path=str(run.nginx / "nginx.pid"),
+        error_log=str(run.log("nginx")),
+        access_log=str(run.access_log),
+        temp_dir=str(run.nginx / "temp"),
+    )
+
+
 def render_nginx_conf(
     config: LabConfig,
     run: RunFolder,
@@ -78,6 +116,16 @@ def render_nginx_conf(
     in_rotation: list[str],
 ) -> str:
     """nginx.conf for ``config`` with only the instances named in ``in_rotation``."""
+    return render_nginx_for(config, native_placement(config, run), nginx_version, in_rotation)
+
+
+def render_nginx_for(
+    config: LabConfig,
+    placement: NginxPlacement,
+    nginx_version: tuple[int, ...],
+    in_rotation: list[str],
+) -> str:
+    """nginx.conf for ``config`` placed by ``placement``, with ``in_rotation`` upstream."""
     balancing = balancing_for(config, nginx_version)
     route = balancing.template == "route.tmpl"
     servers = [
@@ -85,13 +133,10 @@ def render_nginx_conf(
         # then costs one retried request per nginx worker, not one per request.
         "        # max_fails=1 fail_timeout=5s: after one failure, skip this instance for 5 s.",
     ]
-    for name, port in zip(config.app_names, config.app_ports, strict=True):
+    for name, address in placement.upstreams.items():
         if name in in_rotation:
             route_param = f" route={name}" if route else ""
-            servers.append(
-                f"        server {config.listen_address}:{port} max_fails=1 fail_timeout=5s"
-                f"{route_param};"
-            )
+            servers.append(f"        server {address} max_fails=1 fail_timeout=5s{route_param};")
     keepalive = (
         "        # Reuse connections to the instances. nginx lets an idle one go after\n"
         "        # 2 s, before gunicorn does (--keep-alive 5): else a request could be\n"
@@ -107,27 +152,23 @@ def render_nginx_conf(
         session_cookie=SESSION_COOKIE,
         route_cookie=ROUTE_COOKIE,
         route_arg=ROUTE_ARG,
-        trusted_proxy=config.listen_address,
+        trusted_proxy=placement.trusted_proxy,
     )
     location_extra = {
         "route.tmpl": "            add_header Set-Cookie $lab_route_cookie always;",
         "cookie_hash.tmpl": "            add_header Set-Cookie $lab_affinity_cookie always;",
     }.get(balancing.template, "")
-    # As root, workers would drop to `nobody`, which cannot reach temp files in
-    # a run folder under a private home; the lab only listens on loopback.
-    private = os.geteuid() == 0 and not world_traversable(run.root)
-    user_directive = "user root;" if private else ""
     return render(
         "nginx/nginx.conf.tmpl",
         mode=config.mode,
         balancing=balancing.summary,
-        user_directive=user_directive,
-        pid_path=run.nginx / "nginx.pid",
-        error_log=run.log("nginx"),
-        access_log=run.access_log,
-        temp_dir=run.nginx / "temp",
+        user_directive=placement.user_directive,
+        pid_path=placement.pid_path,
+        error_log=placement.error_log,
+        access_log=placement.access_log,
+        temp_dir=placement.temp_dir,
         upstream=upstream,
-        listen_address=config.listen_address,
+        listen_address=placement.listen_address,
         port=config.port,
         next_upstream_tries=max(2, len(in_rotation)),
         location_extra=location_extra,

@@ -12,6 +12,17 @@ from sessions_lab.cluster.processes import ProcessSpec
 from sessions_lab.cluster.templates import render
 
 
+def render_redis_conf(bind_address: str, port: int, data_dir: str, persistence: str) -> str:
+    """redis.conf for one Redis; ``persistence`` is ``--redis-persistence`` (none or aof)."""
+    return render(
+        "redis.conf.tmpl",
+        bind_address=bind_address,
+        port=port,
+        data_dir=data_dir,
+        appendonly="yes" if persistence == "aof" else "no",
+    )
+
+
 def redis_spec(config: LabConfig, run: RunFolder, binary: Binary) -> ProcessSpec:
     """Render redis.conf into the run folder and say how to run it."""
     assert config.redis_port is not None
@@ -19,12 +30,8 @@ def redis_spec(config: LabConfig, run: RunFolder, binary: Binary) -> ProcessSpec
     data.mkdir(parents=True, exist_ok=True)
     conf = run.redis / "redis.conf"
     conf.write_text(
-        render(
-            "redis.conf.tmpl",
-            bind_address=config.listen_address,
-            port=config.redis_port,
-            data_dir=data,
-            appendonly="yes" if config.redis_persistence == "aof" else "no",
+        render_redis_conf(
+            config.listen_address, config.redis_port, str(data), config.redis_persistence
         ),
         encoding="utf-8",
     )

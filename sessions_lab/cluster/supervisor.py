@@ -41,6 +41,7 @@ from sessions_lab.cluster.processes import (
     signal_group,
     signal_name,
 )
+from sessions_lab.dashboard import Dashboard
 from sessions_lab.modes import get_mode
 
 STATE_SCHEMA_VERSION = 1
@@ -157,6 +158,7 @@ class Supervisor:
         self.stop_requested = False
         self.binaries: dict[str, Binary] = {}
         self.children: dict[str, Child] = {}
+        self.dashboard: Dashboard | None = None
         if self.config.db == "postgres":
             self._add("postgres", "postgres", self.config.postgres_port)
         if self.mode.uses_redis:
@@ -173,7 +175,12 @@ class Supervisor:
 
     def write_state(self) -> None:
         with self.lock:
-            state = {
+            write_json_atomically(self.run.state, self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``state.json`` holds, read in memory (the dashboard polls it every second)."""
+        with self.lock:
+            return {
                 "schema_version": STATE_SCHEMA_VERSION,
                 "updated": now_iso(),
                 "phase": self.phase,
@@ -189,8 +196,8 @@ class Supervisor:
                 "notes": self.notes,
                 "versions": {role: b.version_text for role, b in self.binaries.items()},
                 "processes": [child.to_dict() for child in self.children.values()],
+                "dashboard_url": self.config.dashboard_url,
             }
-            write_json_atomically(self.run.state, state)
 
     def log(self, message: str) -> None:
         print(f"{now_iso()} {message}", flush=True)
@@ -471,6 +478,14 @@ class Supervisor:
             return f"{target} resumed (SIGCONT)"
         if child.running:
             raise RequestError(f"{target} is already running")
+        port = child.port
+        if port and not network.port_is_free(port):
+            # While it was down, another program took its port: the health
+            # check would then pass against that program, not ours.
+            raise RequestError(
+                f"port {port} of {target} is taken by another program: stop it, or "
+                "`sessions-lab down` and `up` again (ports are chosen afresh)"
+            )
         self.spawn(child)
         try:
             self.wait_healthy(child, 30.0)
@@ -568,6 +583,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ serving
 
+    def reply_to(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one request; the reply the CLI (or the dashboard) shows."""
+        try:
+            return {"ok": True, "message": self.handle(request)}
+        except RequestError as error:
+            return {"ok": False, "error": str(error)}
+        except Exception as error:  # a bad request must not end the supervisor
+            self.log(traceback.format_exc())
+            return {"ok": False, "error": f"supervisor error: {error!r}"}
+
     def serve_connection(self, connection: socket.socket) -> None:
         request: dict[str, Any] = {}
         with connection:
@@ -575,9 +600,7 @@ class Supervisor:
                 connection.settimeout(10.0)
                 request = json.loads(connection.makefile("rb").readline() or b"{}")
                 connection.settimeout(None)
-                reply = {"ok": True, "message": self.handle(request)}
-            except RequestError as error:
-                reply = {"ok": False, "error": str(error)}
+                reply = self.reply_to(request)
             except Exception as error:  # a bad request must not end the supervisor
                 self.log(traceback.format_exc())
                 reply = {"ok": False, "error": f"supervisor error: {error!r}"}
@@ -591,6 +614,7 @@ class Supervisor:
         listener.bind(socket_address(self.run))
         listener.listen(16)
         listener.settimeout(0.2)
+        self.start_dashboard()
         self.write_state()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -609,7 +633,29 @@ class Supervisor:
                     target=self.serve_connection, args=(connection,), daemon=True
                 ).start()
         self.done.set()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         return 1 if self.phase == "failed" else 0
+
+    def start_dashboard(self) -> None:
+        """Serve the live dashboard from a thread of this process, before any app starts
+        (each is given its URL). Its buttons call ``reply_to`` in-process: a click is a
+        CLI request without the socket. A lab without it still teaches, so a failure
+        to listen is a note, not a failed ``up``."""
+        if self.config.dashboard_port is None:
+            return
+        dashboard = Dashboard(self.run, self.config, self.snapshot, self.reply_to, self.log)
+        try:
+            port = dashboard.start(self.config.dashboard_port)
+        except OSError as error:
+            self.notes.append(f"the dashboard could not listen: {error}")
+            self.config.dashboard_port = None
+            return
+        if port != self.config.dashboard_port:
+            self.log(f"dashboard port {self.config.dashboard_port} was taken; using {port}")
+            self.config.dashboard_port = port
+        self.dashboard = dashboard
+        self.log(f"dashboard at {dashboard.url}")
 
     def _bring_up(self) -> None:
         with self.actions:

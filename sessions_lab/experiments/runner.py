@@ -61,6 +61,7 @@ class Experiment:
     port: int = 8080
     out: Path = field(default_factory=lambda: default_out_dir("experiment"))
     run_dir: Path = Path(".lab")
+    driver: str = "native"  # or "compose": the same scenarios through docker compose
     say: Callable[[str], None] = print
 
     def run(self) -> dict[str, Any]:
@@ -87,7 +88,7 @@ class Experiment:
             return not_applicable(f"{mode} keeps no session in a separate store")
         folder = self.out / mode
         folder.mkdir(parents=True, exist_ok=True)
-        cluster = Cluster(self.run_dir)
+        cluster = self._cluster()
         pinned = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
         affinity = self.affinity if pinned else None
         self.say(
@@ -122,6 +123,13 @@ class Experiment:
             f"— {result['verdict']}"
         )
         return result
+
+    def _cluster(self) -> Cluster:
+        if self.driver == "compose":
+            from sessions_lab.cluster.compose import ComposeCluster
+
+            return ComposeCluster()  # type: ignore[return-value] - the same methods, by design
+        return Cluster(self.run_dir)
 
     def _shop_and_break(
         self,
@@ -244,6 +252,8 @@ class Experiment:
 
     def _keep_logs(self, cluster: Cluster, folder: Path) -> None:
         """Every process's log and nginx's access log, beside the Locust files."""
+        if hasattr(cluster, "collect_logs"):  # compose: the logs live in the containers
+            cluster.collect_logs()
         if cluster.run.logs.exists():
             shutil.copytree(cluster.run.logs, folder / "logs", dirs_exist_ok=True)
 

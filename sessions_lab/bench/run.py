@@ -1,0 +1,206 @@
+"""``sessions-lab bench``: what each mode costs per request, and what a dead instance costs.
+
+For each mode, against the real cluster (nginx + N instances): requests/s
+and p50/p99 of (a) ``/healthz``, which never touches the session, (b) the
+cart read of a logged-in user with a 5-item cart, (c) a cart write of that
+user — all with wrk, all through the same nginx. Every figure is also a
+ratio to (a) of the same run: the machine is noisy, ratios are what hold.
+Then the bytes of session state each request carries, the session engine
+alone in µs, and the requests a SIGKILLed instance costs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sessions_lab.bench import wrk
+from sessions_lab.cluster.cluster import Cluster
+from sessions_lab.modes import MODE_NAMES, get_mode
+from sessions_lab.shop_client import Client
+
+WRITE_PRODUCT = 7
+
+
+def measure_pages(client: Client, duration: int, connections: int) -> dict[str, Any]:
+    run = {"duration": duration, "connections": connections}
+    health = wrk.measure(client.base + "/healthz", **run)
+    read = wrk.measure(client.base + "/api/cart/", headers=client.headers(), **run)
+    write = wrk.measure(
+        client.base + f"/api/cart/items/{WRITE_PRODUCT}/",
+        method="PUT",
+        headers={**client.headers(write=True), "Content-Type": "application/json"},
+        body=json.dumps({"quantity": 3}),
+        **run,
+    )
+    base = health.rps or 1.0
+    return {
+        "healthz": asdict(health),
+        "cart_read": asdict(read),
+        "cart_write": asdict(write),
+        "ratios": {
+            "cart_read": round(read.rps / base, 3),
+            "cart_write": round(write.rps / base, 3),
+        },
+    }
+
+
+def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any]:
+    """The session engine alone (bench/engines.py), in a process of its own for this mode."""
+    config = json.loads(cluster.run.config.read_text())
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{cluster.run.root / 'bench-engine.sqlite3'}",
+        "REDIS_URL": f"redis://127.0.0.1:{config.get('redis_port') or 6380}/0",
+    }
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "sessions_lab.bench.engines", mode, str(seconds)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    return json.loads(done.stdout)
+
+
+def measure_kill(client: Client, cluster: Cluster, target: str = "app2") -> dict[str, Any]:
+    """GETs and POSTs streaming from 4 threads while ``target`` is SIGKILLed: what failed, how long."""
+    stop = threading.Event()
+    killed_at: list[float] = []
+    counts = {"gets": 0, "gets_failed": 0, "writes": 0, "writes_failed": 0}
+    first_success_after: list[float] = []
+    lock = threading.Lock()
+
+    def stream(write: bool) -> None:
+        deadline = time.monotonic() + 15  # bounded, whatever happens
+        while not stop.is_set() and time.monotonic() < deadline:
+            sent = time.monotonic()
+            try:
+                if write:
+                    status, _ = client.call(
+                        "PUT", f"/api/cart/items/{WRITE_PRODUCT}/", {"quantity": 3}, timeout=6
+                    )
+                else:
+                    status, _ = client.call("GET", "/api/cart/", timeout=6)
+            except (OSError, http.client.HTTPException):  # refused, reset, cut off mid-answer
+                status = 0
+            failed = status == 0 or status >= 500
+            with lock:
+                counts["writes" if write else "gets"] += 1
+                if failed:
+                    counts["writes_failed" if write else "gets_failed"] += 1
+                elif killed_at and sent > killed_at[0]:
+                    first_success_after.append(time.monotonic() - killed_at[0])
+
+    threads = [threading.Thread(target=stream, args=(i % 2 == 1,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # a steady stream before the fault: this is the experiment's timeline
+    killed_at.append(time.monotonic())
+    cluster.kill(target, "KILL")
+    time.sleep(2.0)  # and after it
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    cluster.start(target)
+    return {
+        **counts,
+        "first_success_after_kill_ms": round(min(first_success_after) * 1000, 1)
+        if first_success_after
+        else None,
+    }
+
+
+def bench(
+    modes: list[str],
+    *,
+    duration: int,
+    connections: int,
+    instances: int = 3,
+    port: int = 8080,
+    run_dir: Path = Path(".lab"),
+    out: Path,
+    say: Any = print,
+) -> dict[str, Any]:
+    wrk_version = subprocess.run(  # noqa: S603
+        [wrk.wrk_path(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[0]
+    result: dict[str, Any] = {
+        "schema_version": 1,
+        "generator": wrk_version.split(" [")[0],
+        "duration_s": duration,
+        "connections": connections,
+        "instances": instances,
+        "cores": os.cpu_count(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "modes": {},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for mode in modes:
+        say(f"[{mode}] starting {instances} instances")
+        cluster = Cluster(run_dir)
+        state = cluster.up(mode, instances=instances, port=port, demo_users=10)
+        try:
+            client = Client(state["url"].rstrip("/"), get_mode(mode).is_jwt)
+            client.log_in("user1", os.environ.get("DEMO_PASSWORD", "demo-password"))
+            figures = measure_pages(client, duration, connections)
+            figures["session_bytes"] = client.session_bytes()
+            figures["engine"] = measure_engine(mode, cluster, min(duration, 3))
+            figures["kill"] = measure_kill(client, cluster)
+        finally:
+            cluster.down()
+        result["modes"][mode] = figures
+        say(
+            f"[{mode}] healthz {figures['healthz']['rps']:.0f}/s, cart read "
+            f"{figures['cart_read']['rps']:.0f}/s ({figures['ratios']['cart_read']:.2f}×), "
+            f"cart write {figures['cart_write']['rps']:.0f}/s ({figures['ratios']['cart_write']:.2f}×)"
+        )
+        (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown(result))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['generator']}, {result['connections']} connections, {result['duration_s']} s a page, "
+        f"{result['instances']} instances behind nginx, {result['cores']} cores",
+        "",
+        "| mode | /healthz req/s | cart read req/s (×healthz) | p50 / p99 ms | cart write req/s (×healthz) | p50 / p99 ms | session bytes/request | engine µs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, m in result["modes"].items():
+        engine = m.get("engine", {})
+        lines.append(
+            f"| {mode} | {m['healthz']['rps']:.0f} | {m['cart_read']['rps']:.0f} ({m['ratios']['cart_read']:.2f}) "
+            f"| {m['cart_read']['p50_ms']:.1f} / {m['cart_read']['p99_ms']:.1f} "
+            f"| {m['cart_write']['rps']:.0f} ({m['ratios']['cart_write']:.2f}) "
+            f"| {m['cart_write']['p50_ms']:.1f} / {m['cart_write']['p99_ms']:.1f} "
+            f"| {m['session_bytes']} | {engine.get('median_us', '—')} |"
+        )
+    lines += [
+        "",
+        "| mode | GETs during kill (failed) | writes during kill (failed) | first success after the kill, ms |",
+        "|---|---|---|---|",
+    ]
+    for mode, m in result["modes"].items():
+        k = m["kill"]
+        lines.append(
+            f"| {mode} | {k['gets']} ({k['gets_failed']}) | {k['writes']} ({k['writes_failed']}) "
+            f"| {k['first_success_after_kill_ms']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_modes(text: str) -> list[str]:
+    if text == "all":
+        return list(MODE_NAMES)
+    return [m.strip() for m in text.split(",") if m.strip()]

@@ -1,0 +1,94 @@
+"""Drive wrk (one fast HTTP load generator for every figure of a run) and read its answer.
+
+wrk is a C program on an event loop: on 2 cores it leaves most of the
+machine to nginx and the instances, where Locust's Python would compete
+for it. A short Lua script sets the method, body and headers per page.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+LATENCY_LINE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+class WrkMissingError(RuntimeError):
+    """wrk is not installed; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx/3xx answers and socket errors
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise WrkMissingError("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
+    return found
+
+
+def lua_script(method: str, headers: dict[str, str], body: str | None) -> str:
+    lines = [f'wrk.method = "{method}"']
+    for name, value in headers.items():
+        lines.append(f"wrk.headers[{_lua(name)}] = {_lua(value)}")
+    if body is not None:
+        lines.append(f"wrk.body = {_lua(body)}")
+    return "\n".join(lines) + "\n"
+
+
+def _lua(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse(output: str) -> Figure:
+    latencies = {p: float(v) * UNIT_MS[u] for p, v, u in LATENCY_LINE.findall(output)}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Figure(
+        rps=round(float(rps.group(1)), 1) if rps else 0.0,
+        p50_ms=round(latencies.get("50", 0.0), 2),
+        p99_ms=round(latencies.get("99", 0.0), 2),
+        requests=int(total.group(1)) if total else 0,
+        errors=errors,
+    )
+
+
+def measure(
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+) -> Figure:
+    """``connections`` keep-alive connections on 2 threads for ``duration`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="sessions-lab-wrk-") as folder:
+        script = Path(folder) / "request.lua"
+        script.write_text(lua_script(method, headers or {}, body))
+        done = subprocess.run(  # noqa: S603 - wrk, found on PATH, with arguments we built
+            [wrk_path(), "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
+             "--timeout", "5s", "-s", str(script), url],
+            capture_output=True, text=True, timeout=duration + 30, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    return parse(done.stdout)

@@ -1,0 +1,44 @@
+"""`sessions-lab bench` end to end, short: every mode's three pages measured with wrk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sessions_lab.cluster.apps import PROJECT_ROOT
+from sessions_lab.cluster.network import free_port
+from tests.cluster.lab import Lab
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.timeout(600)
+def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
+    run_dir, port, out = tmp_path / "lab", free_port(), tmp_path / "bench"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sessions_lab.cli", "bench", "--modes", "all",
+             "--duration", "5", "--connections", "16", "--port", str(port),
+             "--out", str(out), "--run-dir", str(run_dir)],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=500, check=False,
+        )  # fmt: skip
+    finally:
+        Lab(run_dir, port).teardown()
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "bench.json").read_text())
+    assert result["generator"].startswith("wrk")
+    assert list(result["modes"]) == ["sticky", "redis", "db", "cached_db", "cookie", "jwt"]
+    for mode, figures in result["modes"].items():
+        for page in ("healthz", "cart_read", "cart_write"):
+            assert figures[page]["rps"] > 0, (mode, page)
+            assert figures[page]["p99_ms"] >= figures[page]["p50_ms"] > 0, (mode, page)
+            assert figures[page]["errors"] == 0, (mode, page, figures[page])
+        assert 0 < figures["ratios"]["cart_read"] <= 1.5
+        assert 0 < figures["ratios"]["cart_write"] <= 1.5
+        assert figures["session_bytes"] > 0
+        assert figures["kill"]["gets"] > 0 and figures["kill"]["writes"] > 0
+        assert figures["kill"]["gets_failed"] == 0, (mode, figures["kill"])  # nginx retries them
+    assert "| sticky |" in (out / "bench.md").read_text()

@@ -1,0 +1,48 @@
+"""The image's Dockerfile passes hadolint, and builds only from what .dockerignore lets in."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from sessions_lab.cluster.compose import DEPLOY_DIR, PROJECT_ROOT
+from tests.compose.conftest import hadolint_binary
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    # The default failure threshold: any finding, even "info", fails.
+    linted = subprocess.run(
+        [str(hadolint_binary()), "--no-color", str(DEPLOY_DIR / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_every_copied_path_passes_the_dockerignore() -> None:
+    dockerfile = (DEPLOY_DIR / "Dockerfile").read_text()
+    allowed = {
+        line.removeprefix("!").rstrip("/")
+        for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    copied = [
+        source
+        for sources in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M)
+        for source in sources.split()
+    ]
+    assert copied
+    for source in copied:
+        assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+        assert (PROJECT_ROOT / source).exists()
+
+
+def test_the_image_runs_as_a_user_and_serves_with_gunicorn() -> None:
+    dockerfile = (DEPLOY_DIR / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, flags=re.M)
+    assert re.search(r"^USER 10001:10001$", dockerfile, flags=re.M)
+    assert "--requirement /tmp/image-lock.txt" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    assert 'ENTRYPOINT ["gunicorn"' in dockerfile

@@ -1,0 +1,214 @@
+"""The compose deployment and the native cluster run the same lab: same instances, same
+environment, same nginx configuration -- addresses and file locations aside."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import shlex
+import subprocess
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+
+from sessions_lab.cluster import compose as compose_target
+from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
+from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.nginx import render_nginx_conf
+from sessions_lab.modes import MODE_NAMES, get_mode
+from tests.compose.conftest import TEST_KEYS, ComposeRun
+
+CHOICES = [
+    (mode, affinity) for mode in MODE_NAMES for affinity in compose_target.affinities_for(mode)
+]
+IDS = [f"{mode}-{affinity}" for mode, affinity in CHOICES]
+
+
+def native_config(mode: str, affinity: str, db: str = "sqlite") -> LabConfig:
+    """What the native `up --mode MODE --instances 3` decides, with its usual ports."""
+    return LabConfig(
+        mode=mode,
+        instances=3,
+        affinity=affinity,
+        db=db,
+        port=8080,
+        redis_persistence="none",
+        app_ports=[8101, 8102, 8103],
+        redis_port=6380 if get_mode(mode).uses_redis else None,
+        postgres_port=5433 if db == "postgres" else None,
+    )
+
+
+def native_run(tmp_path: Path) -> RunFolder:
+    run = RunFolder(tmp_path / "lab")
+    run.create()
+    run.secrets.write_text(json.dumps(TEST_KEYS))  # the keys compose gets from .env
+    return run
+
+
+def native_environment(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
+    """The variables the lab itself sets for an instance (none inherited from this shell)."""
+    with mock.patch.dict(os.environ, {}, clear=True):
+        return app_env(config, run, instance)
+
+
+def compose_services(compose: ComposeRun, deploy: Path, **env: str) -> dict:
+    resolved = compose(deploy / "docker-compose.yml", "config", "--format", "json", env=env)
+    assert resolved.returncode == 0, resolved.stderr
+    return json.loads(resolved.stdout)["services"]
+
+
+def without_address(key: str, value: str) -> str:
+    """A variable's value with its host, port or file location taken out."""
+    if key == "REDIS_URL":
+        return re.sub(r"//[^/]+/", "//HOST/", value)
+    if key == "DATABASE_URL":
+        return re.sub(r"^(\w+)://.*$", r"\1://LOCATION", value)
+    return value
+
+
+@pytest.mark.parametrize(("mode", "db"), [(m, "sqlite") for m in MODE_NAMES] + [("db", "postgres")])
+def test_app_services_get_the_native_environment(
+    compose: ComposeRun, deploy_copy: Path, tmp_path: Path, mode: str, db: str
+) -> None:
+    config = native_config(mode, "cookie" if mode == "sticky" else "none", db)
+    run = native_run(tmp_path)
+    database_url = compose_target.POSTGRES_URL if db == "postgres" else compose_target.SQLITE_URL
+    services = compose_services(compose, deploy_copy, SESSION_MODE=mode, DATABASE_URL=database_url)
+
+    assert compose_target.app_services(deploy_copy) == config.app_names
+    assert sorted(s for s in services if s.startswith("app")) == config.app_names
+    for name in config.app_names:
+        native = native_environment(config, run, name)
+        container = dict(services[name]["environment"])
+        # Addresses that exist only because nginx is not on loopback here:
+        # Locust's Host inside the network, and nginx's address for the login
+        # throttle (natively the settings' default, 127.0.0.1, is nginx).
+        assert set(container.pop("ALLOWED_HOSTS").split(",")) == {
+            *native.pop("ALLOWED_HOSTS").split(","),
+            "nginx",
+        }
+        assert container.pop("TRUSTED_PROXIES") == "172.30.80.10"
+        if "REDIS_URL" not in native:
+            # One compose file serves every mode; a mode without Redis never reads it.
+            assert get_mode(mode).settings({"REDIS_URL": "redis://x:1/0"}) == get_mode(
+                mode
+            ).settings({})
+            container.pop("REDIS_URL")
+        assert container.keys() == native.keys()
+        assert {k: without_address(k, v) for k, v in container.items()} == {
+            k: without_address(k, v) for k, v in native.items()
+        }
+        assert container["DATABASE_URL"].startswith(native["DATABASE_URL"].split(":")[0])
+
+
+def test_migrate_runs_the_native_prepare_script(compose: ComposeRun, deploy_copy: Path) -> None:
+    services = compose_services(compose, deploy_copy, LAB_DEMO_USERS="25")
+    config = native_config("db", "none")
+    config.demo_users = 25
+    native = prepare_database_argv(config)
+    assert services["migrate"]["entrypoint"] + services["migrate"]["command"] == [
+        "python",
+        *native[1:],
+    ]
+
+
+@pytest.mark.parametrize("mode", MODE_NAMES)
+def test_gunicorn_in_a_container_has_the_native_shape(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_MODE", mode)
+    container = runpy.run_path(str(compose_target.DEPLOY_DIR / "gunicorn.conf.py"))
+    argv = gunicorn_spec(native_config(mode, "none"), RunFolder(tmp_path), "app1", 8101).argv
+    flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    assert "--preload" in argv and container["preload_app"] is True
+    assert container["workers"] == int(flag["--workers"])
+    assert container["threads"] == int(flag["--threads"])
+    assert container["graceful_timeout"] == int(flag["--graceful-timeout"])
+    assert container["keepalive"] == int(flag["--keep-alive"])
+
+
+# ---------------------------------------------------------------------- nginx
+
+# Lines that name an address or a file location; everything else must match.
+LOCATION_LINE = re.compile(
+    r"^\s*(pid|error_log|access_log|\w+_temp_path|listen|set_real_ip_from)\s.*$", re.M
+)
+
+
+def normalised(conf: str, upstreams: dict[str, str]) -> str:
+    # Natively, as root with a run folder others cannot enter (pytest's tmp
+    # folders), workers run as root to reach it: a file location, again.
+    conf = re.sub(r"^user root;$", "", conf, flags=re.M)
+    for name, address in upstreams.items():
+        conf = conf.replace(f"server {address} ", f"server <{name}> ")
+    return LOCATION_LINE.sub(lambda line: f"{line.group(1)} <location>", conf)
+
+
+@pytest.mark.parametrize(("mode", "affinity"), CHOICES, ids=IDS)
+def test_nginx_differs_from_native_only_in_addresses(
+    deploy_copy: Path, tmp_path: Path, mode: str, affinity: str
+) -> None:
+    config = native_config(mode, affinity)
+    native = render_nginx_conf(
+        config, native_run(tmp_path), compose_target.nginx_image_version(), config.app_names
+    )
+    rendered = (deploy_copy / "nginx" / f"{mode}-{affinity}.conf").read_text()
+
+    native_upstreams = {
+        n: f"127.0.0.1:{p}" for n, p in zip(config.app_names, config.app_ports, strict=True)
+    }
+    compose_upstreams = {n: f"{n}:8000" for n in config.app_names}
+    assert normalised(rendered, compose_upstreams) == normalised(native, native_upstreams)
+    for name in config.app_names:
+        assert f"server {name}:8000 " in rendered
+
+
+def test_a_drained_instance_leaves_the_rendered_upstream(deploy_copy: Path) -> None:
+    path = compose_target.render_nginx_variant("redis", "none", ["app1", "app3"], deploy_copy)
+    conf = path.read_text()
+    assert "server app1:8000 " in conf and "server app3:8000 " in conf
+    assert "app2" not in conf
+
+
+@pytest.mark.parametrize("affinity", ["cookie", "ip", "route"])
+def test_compose_nginx_configuration_passes_nginx_t(
+    deploy_copy: Path, tmp_path: Path, affinity: str
+) -> None:
+    """The container's file, with only the names this machine cannot resolve and the
+    folders it cannot write swapped for local ones."""
+    conf = (deploy_copy / "nginx" / f"sticky-{affinity}.conf").read_text()
+    conf = re.sub(r"server app(\d):8000", r"server 127.0.0.1:1810\1", conf)
+    conf = conf.replace("/var/cache/nginx", str(tmp_path)).replace("/run/", f"{tmp_path}/")
+    (tmp_path / "nginx.conf").write_text(conf)
+    checked = subprocess.run(
+        [str(find_binary("nginx").path), "-t", "-q", "-p", str(tmp_path), "-c", "nginx.conf"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+# ---------------------------------------------------------------------- the compose file itself
+
+
+def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> None:
+    document = yaml.safe_load((compose_target.DEPLOY_DIR / "docker-compose.yml").read_text())
+    services = document["services"]
+    subnet = document["networks"]["lab"]["ipam"]["config"][0]["subnet"]
+    assert subnet == compose_target.SUBNET
+    hosts = dict(entry.split(":") for entry in services["nginx"]["extra_hosts"])
+    for name in compose_target.app_services():
+        assert hosts[name] == services[name]["networks"]["lab"]["ipv4_address"]
+    nginx_address = services["nginx"]["networks"]["lab"]["ipv4_address"]
+    assert services["app1"]["environment"]["TRUSTED_PROXIES"] == nginx_address
+    assert "--host" in services["locust"]["command"]
+    assert f"http://nginx:{compose_target.NGINX_PORT}" in services["locust"]["command"]
+    assert shlex.join(services["nginx"]["ports"]) == "127.0.0.1:8080:8080"
+    assert compose_target.nginx_image_version() >= (1, 29, 6)  # open-source sticky

@@ -1,0 +1,49 @@
+"""`sessions-lab render --target compose`: the README's one step before `docker compose up`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sessions_lab import cli
+from sessions_lab.cluster import compose
+
+
+@pytest.fixture
+def deploy(deploy_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(compose, "DEPLOY_DIR", deploy_copy)
+    return deploy_copy
+
+
+def test_render_writes_every_configuration_and_a_private_env(
+    deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for rendered in ("nginx", "redis"):
+        shutil.rmtree(deploy / rendered)
+    (deploy / ".env").unlink(missing_ok=True)
+    assert cli.main(["render", "--target", "compose", "--mode", "sticky", "--affinity", "ip"]) == 0
+    assert len(list((deploy / "nginx").glob("*.conf"))) == 10
+    assert sorted(p.name for p in (deploy / "redis").glob("*.conf")) == ["aof.conf", "none.conf"]
+    env = compose.read_env(deploy)
+    assert env["SESSION_MODE"] == "sticky" and env["LAB_AFFINITY"] == "ip"
+    assert env["SECRET_KEY"] != env["JWT_SIGNING_KEY"]
+    assert "docker compose -f deploy/docker-compose.yml up" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mode", "redis", "--affinity", "ip"], "--affinity applies to --mode sticky only"),
+        (["--affinity", "ip"], "--affinity needs --mode sticky"),
+        (["--instances", "4"], "defines 3 instances"),
+    ],
+)
+def test_render_refuses_what_compose_cannot_run(
+    deploy: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    (deploy / ".env").unlink(missing_ok=True)
+    assert cli.main(["render", "--target", "compose", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (deploy / ".env").exists()
