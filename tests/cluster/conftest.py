@@ -8,32 +8,15 @@ then kills by pid whatever ``state.json`` still names, whatever the test did.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from sessions_lab.cluster.network import free_port
-from tests.cluster.lab import Lab
+from tests.cluster.lab import Lab, make_lab  # noqa: F401 - a fixture, shared with tests/dashboard
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: starts real nginx/gunicorn/Redis processes")
-
-
-@pytest.fixture
-def make_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
-    """Start a lab with ``up`` arguments; every lab started is torn down after the test."""
-    labs: list[Lab] = []
-
-    def start(*args: str) -> Lab:
-        lab = Lab(tmp_path / f"lab{len(labs)}", free_port())
-        labs.append(lab)
-        lab.up(*args)
-        return lab
-
-    yield start
-    for lab in labs:
-        lab.teardown()
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from sessions_lab.cluster import postgres
 from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.config import RunFolder
+from sessions_lab.cluster.network import free_port
 from sessions_lab.cluster.processes import group_members, is_alive, signal_group
 from sessions_lab.modes import get_mode
 
@@ -161,3 +163,19 @@ def leftover_processes(state: dict[str, Any]) -> list[int]:
         if process.get("pid"):
             pids.extend(group_members(process["pid"]))
     return pids
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+    """Start a lab with ``up`` arguments; every lab started is torn down after the test."""
+    labs: list[Lab] = []
+
+    def start(*args: str) -> Lab:
+        lab = Lab(tmp_path / f"lab{len(labs)}", free_port())
+        labs.append(lab)
+        lab.up(*args)
+        return lab
+
+    yield start
+    for lab in labs:
+        lab.teardown()

