@@ -155,3 +155,13 @@ def test_a_run_that_made_no_requests_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "db" / "locust_stats.csv").unlink()  # Locust died before writing anything
     with pytest.raises(ExperimentError):
         check_measured(ModeRun(tmp_path / "db", [], pinned=False, started_at=0), "db")
+
+
+def test_fault_events_are_placed_on_the_load_s_clock(tmp_path: Path) -> None:
+    seconds = [second(t) | {"at": 1000.0 + 1.5 + t} for t in range(10)]  # Locust booted 1.5 s late
+    write_run(tmp_path / "db", [user("user1", "app1")], seconds)
+    events = [{"t": 6.0, "at": 1006.0, "action": "kill", "target": "app2", "signal": "KILL"}]
+    result = summarise_mode(
+        ModeRun(tmp_path / "db", events, pinned=False, started_at=1000.0), "x", lambda r: ""
+    )
+    assert result["events"][0]["t"] == 4.5

@@ -101,21 +101,40 @@ def recovery_seconds(events: list[dict[str, Any]], timeline: list[dict[str, Any]
     return round(longest, 1)
 
 
+def on_load_clock(
+    events: list[dict[str, Any]], timeline: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Events with ``t`` in seconds since the load started (the timeline's clock).
+
+    The runner fires events on its own clock, which starts when it launches
+    Locust; Locust's clock starts a second or so later, once it has booted.
+    Both record Unix times, so the fault marks land where the failures are.
+    """
+    if not timeline or "at" not in timeline[0]:
+        return events
+    origin = float(timeline[0]["at"]) - float(timeline[0]["t"])
+    return [
+        {**event, "t": round(float(event["at"]) - origin, 1)} if "at" in event else event
+        for event in events
+    ]
+
+
 def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, Any]:
     """One mode's entry of summary.json; ``verdict_of(result) -> str`` judges it."""
     users = read_jsonl(run.users_file)
     timeline = read_jsonl(run.timeline_file)
     stats = aggregated_stats(run.stats_file)
+    events = on_load_clock(run.events, timeline)
     failures = Counter({name: 0 for name in FAILURE_CLASSES})
     for second in timeline:
         failures.update({k: v for k, v in second["failures_by_class"].items() if k in failures})
     lost = [user for user in users if user.get("lost")]
-    target = faulted_instance(run.events)
+    target = faulted_instance(events)
     pinned = run.pinned and target is not None
     result: dict[str, Any] = {
         "events": [
             {k: event[k] for k in ("t", "action", "target", "signal") if event.get(k) is not None}
-            for event in run.events
+            for event in events
         ],
         "requests": stats["requests"],
         "failed_requests": failures["connection"] + failures["http_5xx"],
@@ -131,7 +150,7 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
         "rps": stats["rps"],
         "p50_ms": stats["p50_ms"],
         "p95_ms": stats["p95_ms"],
-        "recovery_s": recovery_seconds(run.events, timeline),
+        "recovery_s": recovery_seconds(events, timeline),
         "expected": expected,
         # Extensions (the contract allows adding fields):
         "users_by_instance": dict(
