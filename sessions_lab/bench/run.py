@@ -29,16 +29,21 @@ from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.shop_client import Client
 
 WRITE_PRODUCT = 7
+# Logged-in users whose sessions the requests take in turn: enough for
+# sticky affinity to spread them over every instance.
+USERS = 6
 
 
-def measure_pages(client: Client, duration: int, connections: int) -> dict[str, Any]:
+def measure_pages(clients: list[Client], duration: int, connections: int) -> dict[str, Any]:
+    """The three pages, each request taking the next user's session in turn."""
     run = {"duration": duration, "connections": connections}
-    health = wrk.measure(client.base + "/healthz", **run)
-    read = wrk.measure(client.base + "/api/cart/", headers=client.headers(), **run)
+    base_url = clients[0].base
+    health = wrk.measure(base_url + "/healthz", **run)
+    read = wrk.measure(base_url + "/api/cart/", headers=[c.headers() for c in clients], **run)
     write = wrk.measure(
-        client.base + f"/api/cart/items/{WRITE_PRODUCT}/",
+        base_url + f"/api/cart/items/{WRITE_PRODUCT}/",
         method="PUT",
-        headers={**client.headers(write=True), "Content-Type": "application/json"},
+        headers=[{**c.headers(write=True), "Content-Type": "application/json"} for c in clients],
         body=json.dumps({"quantity": 3}),
         **run,
     )
@@ -150,9 +155,14 @@ def bench(
         cluster = Cluster(run_dir)
         state = cluster.up(mode, instances=instances, port=port, demo_users=10)
         try:
-            client = Client(state["url"].rstrip("/"), get_mode(mode).is_jwt)
-            client.log_in("user1", os.environ.get("DEMO_PASSWORD", "demo-password"))
-            figures = measure_pages(client, duration, connections)
+            clients = [
+                Client(state["url"].rstrip("/"), get_mode(mode).is_jwt) for _ in range(USERS)
+            ]
+            for number, client in enumerate(clients, start=1):
+                client.log_in(f"user{number}", os.environ.get("DEMO_PASSWORD", "demo-password"))
+            client = clients[0]
+            figures = measure_pages(clients, duration, connections)
+            figures["users"] = USERS
             figures["session_bytes"] = client.session_bytes()
             figures["engine"] = measure_engine(mode, cluster, min(duration, 3))
             figures["kill"] = measure_kill(client, cluster)

@@ -38,13 +38,23 @@ def wrk_path() -> str:
     return found
 
 
-def lua_script(method: str, headers: dict[str, str], body: str | None) -> str:
-    lines = [f'wrk.method = "{method}"']
-    for name, value in headers.items():
-        lines.append(f"wrk.headers[{_lua(name)}] = {_lua(value)}")
-    if body is not None:
-        lines.append(f"wrk.body = {_lua(body)}")
-    return "\n".join(lines) + "\n"
+def lua_script(method: str, headers: list[dict[str, str]], body: str | None) -> str:
+    """Each request takes the next header set in turn: one per simulated user.
+
+    One user alone would be pinned to one instance in ``sticky`` mode and
+    measure one process, not the cluster.
+    """
+    sets = ", ".join(
+        "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in h.items()) + "}" for h in headers
+    )
+    return (
+        f"local sets = {{{sets}}}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n % #sets + 1\n"
+        f"  return wrk.format({_lua(method)}, nil, sets[n], {_lua(body) if body is not None else 'nil'})\n"
+        "end\n"
+    )
 
 
 def _lua(text: str) -> str:
@@ -77,13 +87,13 @@ def measure(
     duration: int,
     connections: int,
     method: str = "GET",
-    headers: dict[str, str] | None = None,
+    headers: list[dict[str, str]] | None = None,
     body: str | None = None,
 ) -> Figure:
     """``connections`` keep-alive connections on 2 threads for ``duration`` seconds."""
     with tempfile.TemporaryDirectory(prefix="sessions-lab-wrk-") as folder:
         script = Path(folder) / "request.lua"
-        script.write_text(lua_script(method, headers or {}, body))
+        script.write_text(lua_script(method, headers or [{}], body))
         done = subprocess.run(  # noqa: S603 - wrk, found on PATH, with arguments we built
             [wrk_path(), "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
              "--timeout", "5s", "-s", str(script), url],

@@ -266,6 +266,10 @@ class Cluster:
     def drain(self, target: str) -> str:
         return self.request("drain", target=target)
 
+    def add(self, target: str) -> str:
+        """Scale out by one app instance (``target`` names it: app4 after app1..app3)."""
+        return self.request("add", target=target)
+
     def status(self) -> dict[str, Any]:
         """``state.json`` plus whether its supervisor still runs."""
         state = self.read_state()

@@ -372,6 +372,13 @@ class ComposeCluster:
         self.kill(target, "TERM")
         return self.start(target).replace("started", "restarted", 1)
 
+    def add(self, target: str) -> str:
+        """The compose file names its app services; scale-out needs the native lab."""
+        raise LabError(
+            f"cannot add {target}: deploy/docker-compose.yml runs a fixed set of app services; "
+            "run the scale-out scenario natively"
+        )
+
     def drain(self, target: str) -> str:
         self._check_target(target)
         if target not in app_services(self.deploy_dir):

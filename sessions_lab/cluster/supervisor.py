@@ -30,7 +30,7 @@ from typing import Any
 
 from sessions_lab.cluster import apps, network, nginx, postgres, redis
 from sessions_lab.cluster.binaries import Binary, find_binary
-from sessions_lab.cluster.config import RunFolder, write_json_atomically
+from sessions_lab.cluster.config import APP_PORT_BASE, RunFolder, write_json_atomically
 from sessions_lab.cluster.processes import (
     ProcessSpec,
     children_of,
@@ -524,6 +524,25 @@ class Supervisor:
             f"`sessions-lab kill {target} --signal TERM` now loses nothing"
         )
 
+    def add_instance(self, target: str) -> str:
+        """Scale out: start one more app instance and put it in nginx (the scale-out scenario)."""
+        following = f"app{self.config.instances + 1}"
+        if target != following:
+            raise RequestError(f"the next instance is {following}, not {target}")
+        taken = {child.port for child in self.children.values()} | {self.config.dashboard_port}
+        port = network.choose_ports([APP_PORT_BASE + self.config.instances], taken)[0]
+        with self.lock:
+            self.config.instances += 1
+            self.config.app_ports.append(port)
+            self.run.write_config(self.config)
+            nginx_child = self.children.pop("nginx")  # keep nginx last: it stops first on down
+            self._add(target, "app", port)
+            self.children["nginx"] = nginx_child
+            self.write_state()
+        self.start(target)
+        self.reload_nginx()
+        return f"{target} added on port {port} and in nginx"
+
     def reload_nginx(self) -> None:
         """Render nginx.conf for the instances in rotation, reload, and wait for the old
         workers to exit: they hold every request sent under the old configuration."""
@@ -570,6 +589,7 @@ class Supervisor:
             "start": lambda: self.start(request["target"]),
             "restart": lambda: self.restart(request["target"]),
             "drain": lambda: self.drain(request["target"]),
+            "add": lambda: self.add_instance(request["target"]),
             "ping": lambda: self.phase,
         }
         if action not in handlers:

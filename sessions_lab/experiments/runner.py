@@ -230,6 +230,8 @@ class Experiment:
                 message = cluster.start(event.target)
             elif event.action == "drain":
                 message = cluster.drain(event.target)
+            elif event.action == "add":
+                message = cluster.add(event.target)
             else:
                 raise LabError(f"the cluster cannot {event.action} yet")
             record.update(ok=True, message=message)

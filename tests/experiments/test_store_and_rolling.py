@@ -47,3 +47,18 @@ def test_a_drained_rolling_restart_in_redis_mode_fails_no_request(experiment) ->
     assert redis["failures"] == dict.fromkeys(redis["failures"], 0)
     assert redis["users_lost_session"] == 0
     assert redis["verdict"] == "as expected"
+
+
+@pytest.mark.timeout(300)
+def test_scale_out_adds_an_instance_mid_run_that_takes_traffic(experiment) -> None:
+    import json
+
+    done, summary, out = experiment(
+        "--modes", "redis", "--scenario", "scale-out", "--users", "6", "--duration", "14"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    fired = [json.loads(line) for line in (out / "redis" / "events.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["target"], e["ok"]) for e in fired] == [("add", "app4", True)]
+    access_log = (out / "redis" / "logs" / "nginx-access.jsonl").read_text()
+    assert '"served_by":"app4"' in access_log
+    assert summary["modes"]["redis"]["verdict"] == "as expected"
