@@ -258,3 +258,15 @@ class Shopping(Journey):
             # cart either way rather than count a loss that did not happen.
             self.check.cart = {}
         self.after(failure, write=True)
+
+
+# How often a logged-in shopper takes each step, in every mode: mostly cart
+# work, an identity check now and then, a checkout rarely.
+SHOPPING_TASKS = {
+    Shopping.add_to_cart: 4,
+    Shopping.view_cart: 3,
+    Shopping.browse_products: 2,
+    Shopping.check_identity: 2,
+    Shopping.remove_from_cart: 1,
+    Shopping.checkout: 1,
+}

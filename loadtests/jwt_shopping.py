@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from locust import task
 
-from loadtests.journey import Repair, Shopping, step
+from loadtests.journey import SHOPPING_TASKS, Repair, Shopping, step
 from loadtests.records import UserKind
 from loadtests.session_checks import Answer, Failure, access_token_expired, cart_in
 
@@ -24,14 +24,7 @@ class JwtShopping(Shopping):
 
     kind: ClassVar[str] = UserKind.JWT
 
-    tasks = {
-        Shopping.add_to_cart: 4,
-        Shopping.view_cart: 3,
-        Shopping.browse_products: 2,
-        Shopping.check_identity: 2,
-        Shopping.remove_from_cart: 1,
-        Shopping.checkout: 1,
-    }
+    tasks = SHOPPING_TASKS
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from locust import task
 
-from loadtests.journey import Journey, Shopping, step
+from loadtests.journey import SHOPPING_TASKS, Journey, Shopping, step
 from loadtests.records import UserKind
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -47,14 +47,7 @@ class SessionShopping(CookieSession, Shopping):
 
     kind: ClassVar[str] = UserKind.SESSION
 
-    tasks = {
-        Shopping.add_to_cart: 4,
-        Shopping.view_cart: 3,
-        Shopping.browse_products: 2,
-        Shopping.check_identity: 2,
-        Shopping.remove_from_cart: 1,
-        Shopping.checkout: 1,
-    }
+    tasks = SHOPPING_TASKS
 
     def log_in(self) -> bool:
         # Until the shop says otherwise the shopper is not logged in, so a

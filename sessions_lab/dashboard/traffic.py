@@ -29,20 +29,8 @@ HISTORY_S = 60  # how much per-second history the page can draw
 
 
 @dataclass
-class Second:
-    """What nginx logged during one wall-clock second."""
-
-    requests: int = 0
-    errors_5xx: int = 0
-    retries: int = 0
-    by_instance: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    errors_by_instance: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    retried_away: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
-@dataclass
-class Totals:
-    """Counts since the dashboard started."""
+class Counts:
+    """What nginx logged: during one wall-clock second, or since the dashboard started."""
 
     requests: int = 0
     errors_5xx: int = 0
@@ -62,8 +50,8 @@ class AccessLogTail:
     def __init__(self, access_log: Path, instances: dict[str, str]) -> None:
         self.tail = JsonLinesTail(access_log, from_end=True)
         self.instances = instances
-        self.seconds: dict[int, Second] = {}
-        self.totals = Totals()
+        self.seconds: dict[int, Counts] = {}
+        self.totals = Counts()
         self._last_time: tuple[str, int] = ("", 0)
 
     def _epoch(self, iso: str) -> int | None:
@@ -83,7 +71,7 @@ class AccessLogTail:
         epoch = self._epoch(str(line.get("time", "")))
         if epoch is None:
             return
-        second = self.seconds.setdefault(epoch, Second())
+        second = self.seconds.setdefault(epoch, Counts())
         # " : " separates upstream groups after an internal redirect; the lab
         # has one group, so only ", " (a retry within it) matters here.
         tried = [a for a in str(line.get("upstream_addr", "")).split(",") if a.strip()]

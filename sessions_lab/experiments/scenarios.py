@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessions_lab.modes import MODE_NAMES
-
 NOT_APPLICABLE = "not applicable"
 
 ModeResult = Mapping[str, Any]  # one mode's entry of summary.json
@@ -276,6 +274,3 @@ def verdict(scenario: Scenario, mode: str, result: ModeResult, db: str, persiste
     if expectation is None:
         return NOT_APPLICABLE
     return "as expected" if expectation.holds(result) else "unexpected"
-
-
-__all__ = ["MODE_NAMES", "SCENARIOS", "FaultEvent", "Scenario", "get_scenario", "verdict"]
