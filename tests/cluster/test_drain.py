@@ -19,6 +19,12 @@ class Traffic:
     def __init__(self, lab: Lab, clients: int = 4) -> None:
         self.shoppers = [Shopper(lab, "redis") for _ in range(clients)]
         for shopper in self.shoppers:
+            # A connection per request: when a reload retires nginx's old
+            # workers they close idle keep-alive connections, and a request
+            # sent on one at that instant is lost before nginx reads it (a
+            # browser silently retries it). That is the client's race, not
+            # what draining an instance promises, so it is kept out.
+            shopper.http.headers["Connection"] = "close"
             shopper.whoami()
         self.outcomes: Counter[str] = Counter()
         self.failures: list[str] = []
