@@ -165,8 +165,8 @@ MODES: dict[str, Mode] = {
             store="Redis",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             # Django's cache engine, except that an unreachable Redis is an
-            # error rather than an empty session: see shop/sessions.py.
-            session_engine="shop.sessions",
+            # error rather than an empty session: see shop/sessions/cache.py.
+            session_engine="shop.sessions.cache",
             session_cache=_redis_session_store,
             uses_redis=True,
         ),
@@ -175,7 +175,9 @@ MODES: dict[str, Mode] = {
             summary="Durable and simple; every session write is a database commit.",
             store="a row in django_session",
             load_balancing=LoadBalancing.ROUND_ROBIN,
-            session_engine="django.contrib.sessions.backends.db",
+            # Django's database engine, reading its row with one plain query:
+            # see shop/sessions/db.py.
+            session_engine="shop.sessions.db",
         ),
         Mode(
             name="cached_db",

@@ -169,6 +169,36 @@ class UserCartStore:
         self._loaded = Cart(after)
 
 
+def active_user_cart(user_id: Any) -> Cart | None:
+    """An active user's cart, read with the check in one query; None if the user is inactive or gone.
+
+    The cart read of ``jwt`` mode, its busiest request: the token names the
+    user, and their row joined to their cart lines says both that they may
+    still log in and what their cart holds. Plain SQL, because building this
+    query through the ORM costs ten times what SQLite takes to answer it.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from shop.models import CartLine
+
+    users, lines, q = get_user_model()._meta, CartLine._meta, connection.ops.quote_name
+    user_pk = q(users.pk.column)
+    sql = (
+        # Identifiers from the models' own metadata; the one value is a parameter.
+        f"SELECT line.{q('product_id')}, line.{q('quantity')}"  # noqa: S608
+        f" FROM {q(users.db_table)} AS u"
+        f" LEFT JOIN {q(lines.db_table)} AS line ON line.{q('user_id')} = u.{user_pk}"
+        f" WHERE u.{user_pk} = %s AND u.{q('is_active')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    return Cart({product_id: quantity for product_id, quantity in rows if product_id is not None})
+
+
 def cart_store_for(request: Any) -> CartStore | None:
     """The store for this request's cart, or None where the mode needs a login first."""
     session = getattr(request, "session", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,13 +38,39 @@ def cart_lines(cart: Cart) -> list[CartLineView]:
     ]
 
 
+class PriceList:
+    """Every product's price, as this process last read it: at most ``max_age`` seconds old.
+
+    Every cart request shows a total and the catalog changes rarely, so a
+    process asks the database for the whole price list once every few
+    seconds instead of once per request. A product saved or deleted through
+    the ORM clears this process's copy at once (``shop.apps``); the other
+    instances see the change within ``max_age``. Checkout never reads the
+    copy: an order is charged the database's prices.
+    """
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._read: tuple[float, dict[int, Decimal]] | None = None
+
+    def get(self) -> dict[int, Decimal]:
+        read = self._read  # one read of the attribute: threads may replace it meanwhile
+        now = time.monotonic()
+        if read is None or now - read[0] > self.max_age:
+            read = (now, dict(Product.objects.order_by().values_list("pk", "price")))
+            self._read = read
+        return read[1]
+
+    def clear(self, **_signal: Any) -> None:
+        self._read = None
+
+
+PRICES = PriceList(max_age=10.0)
+
+
 def cart_total(cart: Cart) -> Decimal:
-    """Today's total; lines of deleted products count for nothing. Reads prices only."""
-    prices = dict(
-        Product.objects.filter(pk__in=[product_id for product_id, _ in cart]).values_list(
-            "pk", "price"
-        )
-    )
+    """The cart's total at current prices; lines of deleted products count for nothing."""
+    prices = PRICES.get()
     return Cart({pid: quantity for pid, quantity in cart if pid in prices}).total(prices)
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from shop import services
 from shop.cart import Cart, SessionCartStore, UserCartStore
 from shop.models import CartLine, Product
 
@@ -69,3 +70,42 @@ def test_user_store_writes_only_the_lines_it_changed(django_user_model) -> None:
         a.pk: 1,
         b.pk: 2,
     }
+
+
+@pytest.mark.django_db
+def test_a_price_saved_in_this_process_shows_in_the_next_total() -> None:
+    product = Product.objects.order_by("pk").first()
+    cart = Cart({product.pk: 2})
+    before = services.cart_total(cart)
+    product.price += Decimal("1.00")
+    product.save()
+    assert services.cart_total(cart) == before + Decimal("2.00")
+
+
+@pytest.mark.django_db
+def test_a_price_changed_by_another_instance_shows_within_the_price_lists_age(monkeypatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    prices = services.PriceList(max_age=10.0)
+    product = Product.objects.order_by("pk").first()
+    old = prices.get()[product.pk]
+    # A queryset update sends no signal: as if another instance had saved it.
+    Product.objects.filter(pk=product.pk).update(price=old + 1)
+    clock[0] += 10.0
+    assert prices.get()[product.pk] == old
+    clock[0] += 0.1
+    assert prices.get()[product.pk] == old + 1
+
+
+@pytest.mark.django_db
+def test_checkout_charges_the_databases_price_even_when_the_copy_is_stale(
+    django_user_model,
+) -> None:
+    product = Product.objects.order_by("pk").first()
+    store = SessionCartStore({})
+    store.save(Cart({product.pk: 2}))
+    services.PRICES.get()  # this process has a copy ...
+    Product.objects.filter(pk=product.pk).update(price=Decimal("50.00"))  # ... now stale
+    user = django_user_model.objects.create_user(username="payer", password="x")
+    order = services.order_place(user, store)
+    assert order.total == Decimal("100.00")

@@ -186,6 +186,40 @@ def test_a_mangled_session_cookie_or_token_is_anonymous_not_a_500(
     assert shopper.cart() == {"items": [], "total": "0.00"}
 
 
+def test_a_jwt_cart_read_needs_a_user_who_may_still_log_in(use_mode, demo_user) -> None:
+    shopper = Shopper(use_mode("jwt"))
+    shopper.login()
+    product = first_products(1)[0]
+    shopper.set_quantity(product, 2)
+    assert shopper.cart_lines() == {product: 2}
+    demo_user.is_active = False
+    demo_user.save()
+    refused = shopper.call("get", "/api/cart/")
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert refused.json() == {"detail": "User is inactive or no longer exists."}
+    demo_user.delete()
+    assert shopper.call("get", "/api/cart/").status_code == 401
+
+
+def test_a_jwt_cart_read_by_the_pages_token_cookie(use_mode, demo_user) -> None:
+    shopper = Shopper(use_mode("jwt"))
+    shopper.login()
+    product = first_products(1)[0]
+    shopper.set_quantity(product, 3)
+    page = Shopper("jwt")  # no Authorization header: the HttpOnly cookie the pages use
+    page.client.cookies["access_token"] = shopper.access
+    assert page.cart_lines() == {product: 3}
+
+
+def test_the_api_answers_json_whatever_the_client_accepts(shopper: Shopper, demo_user) -> None:
+    shopper.login()
+    for path in ("/api/cart/", "/api/products/"):
+        response = shopper.call("get", path, headers={"Accept": "text/html"})
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/json"
+
+
 @pytest.mark.parametrize("quantity", [-1, 100, "2", 1.5, None, True, [1]])
 def test_a_bad_quantity_is_400(shopper: Shopper, demo_user, quantity) -> None:
     shopper.login()
@@ -267,7 +301,7 @@ def test_cached_db_carries_on_from_the_database_while_redis_is_down(settings, de
 def test_redis_mode_fails_loudly_rather_than_forget_everyone_while_redis_is_down(
     settings, demo_user, redis_url
 ) -> None:
-    from shop.sessions import UNREACHABLE
+    from shop.sessions.cache import UNREACHABLE
     from tests.conftest import apply_mode
 
     apply_mode(settings, "redis", redis_url)

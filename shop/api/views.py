@@ -10,6 +10,7 @@ from django.middleware.csrf import get_token
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +21,16 @@ from rest_framework_simplejwt import views as jwt_views
 from sessions_lab.modes import get_mode
 from shop import login_throttle, services
 from shop.api import serializers
-from shop.cart import Cart, CartStore, CartTooLargeError, cart_store_for
+from shop.api.authentication import BearerAuthentication
+from shop.cart import (
+    Cart,
+    CartStore,
+    CartTooLargeError,
+    SessionCartStore,
+    UserCartStore,
+    active_user_cart,
+    cart_store_for,
+)
 from shop.inspector import describe_session
 from shop.jwt_cookies import issue_tokens
 from shop.models import Product
@@ -55,12 +65,31 @@ def _is_jwt_mode() -> bool:
     return get_mode(settings.SESSION_MODE).is_jwt
 
 
-class ModeAuthentication:
-    """Authenticates the way the current mode does, read per request, not at import.
+class JSONOnly(BaseContentNegotiation):
+    """The shop's API speaks JSON only: answer in it without parsing ``Accept``.
 
-    DRF copies ``DEFAULT_AUTHENTICATION_CLASSES`` onto each view class when it
-    is defined; reading it here instead lets the contract tests switch mode.
+    DRF's default negotiation parses the header (and ``?format=``) on every
+    request to choose among renderers; with one renderer there is nothing to choose.
     """
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
+class ShopAPI:
+    """What every shop API view shares: JSON only, and the current mode's authentication.
+
+    The authentication is read per request, not at import: DRF copies
+    ``DEFAULT_AUTHENTICATION_CLASSES`` onto each view class when it is
+    defined; reading it here instead lets the contract tests switch mode.
+    """
+
+    content_negotiation_class = JSONOnly
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
@@ -106,7 +135,7 @@ def _store(request: Request) -> CartStore:
 
 
 @extend_schema(responses=serializers.WhoAmISerializer)
-class WhoAmIView(ModeAuthentication, APIView):
+class WhoAmIView(ShopAPI, APIView):
     """Who this request is, which instance answered, and where the session lives; sets the CSRF cookie."""
 
     def get(self, request: Request) -> Response:
@@ -128,7 +157,7 @@ class WhoAmIView(ModeAuthentication, APIView):
 @extend_schema(
     parameters=[OpenApiParameter("category", str, description="Only this category's products")]
 )
-class ProductListView(ModeAuthentication, generics.ListAPIView):
+class ProductListView(ShopAPI, generics.ListAPIView):
     """The catalog as a plain list (not paginated)."""
 
     serializer_class = serializers.ProductSerializer
@@ -140,17 +169,35 @@ class ProductListView(ModeAuthentication, generics.ListAPIView):
         return products.filter(category=category) if category else products
 
 
-class CartView(ModeAuthentication, APIView):
+class CartView(ShopAPI, APIView):
     """The cart of this session (or, in ``jwt`` mode, of this user)."""
 
-    permission_classes = [CartAccess]
+    # The cart read is the shop's busiest request, so it does no more than it
+    # needs: in the session modes the cart belongs to the session, logged in
+    # or not, so no user row is loaded; in ``jwt`` mode a bearer token's user
+    # is checked and their cart read in one query. DRF's usual authentication
+    # (``request.user``) is left for a login carried by the JWT cookies.
+    permission_classes: list[type[BasePermission]] = []
+
+    def perform_authentication(self, request: Request) -> None:
+        return None  # see get()
 
     @extend_schema(responses=serializers.CartSerializer)
     def get(self, request: Request) -> Response:
-        return Response(cart_body(_store(request).load()))
+        if not _is_jwt_mode():
+            return Response(cart_body(SessionCartStore(request._request.session).load()))
+        user_id = BearerAuthentication().user_id(request)
+        if user_id is None:  # no bearer token: the pages' cookies, or nobody
+            if not request.user.is_authenticated:
+                raise exceptions.NotAuthenticated()
+            return Response(cart_body(UserCartStore(request.user).load()))
+        cart = active_user_cart(user_id)
+        if cart is None:
+            raise exceptions.AuthenticationFailed("User is inactive or no longer exists.")
+        return Response(cart_body(cart))
 
 
-class CartItemView(ModeAuthentication, APIView):
+class CartItemView(ShopAPI, APIView):
     """Set one product's quantity (0 removes it): idempotent, so a retry cannot add twice."""
 
     permission_classes = [CartAccess]
@@ -178,7 +225,7 @@ class CartItemView(ModeAuthentication, APIView):
         return Response(cart_body(services.cart_remove_item(_store(request), product)))
 
 
-class CheckoutView(ModeAuthentication, APIView):
+class CheckoutView(ShopAPI, APIView):
     """Place an order from the cart and empty it; needs a login in every mode."""
 
     permission_classes = [IsAuthenticated]
@@ -194,7 +241,7 @@ class CheckoutView(ModeAuthentication, APIView):
         )
 
 
-class SessionLoginView(ModeAuthentication, SessionModesOnly, APIView):
+class SessionLoginView(ShopAPI, SessionModesOnly, APIView):
     """Log in with a session; the session id is rotated, the anonymous cart kept."""
 
     @extend_schema(
@@ -206,7 +253,7 @@ class SessionLoginView(ModeAuthentication, SessionModesOnly, APIView):
         return Response({"detail": "Logged in.", "username": user.get_username()})
 
 
-class SessionLogoutView(ModeAuthentication, SessionModesOnly, APIView):
+class SessionLogoutView(ShopAPI, SessionModesOnly, APIView):
     """End the session: server-side modes forget it; a copied signed cookie stays valid."""
 
     @extend_schema(request=None, responses=serializers.DetailSerializer)
