@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -29,34 +30,55 @@ from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.shop_client import Client
 
 WRITE_PRODUCT = 7
+# Each page is measured in this many interleaved rounds (see measure_pages).
+ROUNDS = 3
+WARM_UP_SECONDS = 1
 # Logged-in users whose sessions the requests take in turn: enough for
 # sticky affinity to spread them over every instance.
 USERS = 6
 
 
 def measure_pages(clients: list[Client], duration: int, connections: int) -> dict[str, Any]:
-    """The three pages, each request taking the next user's session in turn."""
-    run = {"duration": duration, "connections": connections}
+    """The three pages in turn, ``ROUNDS`` times over, each request taking the next user's session.
+
+    A 2-core machine has slow moments. Measured one after the other for the
+    whole duration, a slow moment lands on one page and skews its ratio;
+    interleaved in rounds, each ratio is taken between figures seconds apart,
+    and the median round is reported. A short warm-up first (discarded) opens
+    the connections and runs each code path once in every worker.
+    """
     base_url = clients[0].base
-    health = wrk.measure(base_url + "/healthz", **run)
-    read = wrk.measure(base_url + "/api/cart/", headers=[c.headers() for c in clients], **run)
-    write = wrk.measure(
-        base_url + f"/api/cart/items/{WRITE_PRODUCT}/",
-        method="PUT",
-        headers=[{**c.headers(write=True), "Content-Type": "application/json"} for c in clients],
-        body=json.dumps({"quantity": 3}),
-        **run,
-    )
-    base = health.rps or 1.0
-    return {
-        "healthz": asdict(health),
-        "cart_read": asdict(read),
-        "cart_write": asdict(write),
-        "ratios": {
-            "cart_read": round(read.rps / base, 3),
-            "cart_write": round(write.rps / base, 3),
+    write_headers = [{**c.headers(write=True), "Content-Type": "application/json"} for c in clients]
+    pages: dict[str, dict[str, Any]] = {
+        "healthz": {"url": base_url + "/healthz"},
+        "cart_read": {"url": base_url + "/api/cart/", "headers": [c.headers() for c in clients]},
+        "cart_write": {
+            "url": base_url + f"/api/cart/items/{WRITE_PRODUCT}/",
+            "method": "PUT",
+            "headers": write_headers,
+            "body": json.dumps({"quantity": 3}),
         },
     }
+    for page in pages.values():
+        wrk.measure(**page, duration=WARM_UP_SECONDS, connections=connections)
+    seconds = max(1, round(duration / ROUNDS))
+    rounds: dict[str, list[wrk.Figure]] = {name: [] for name in pages}
+    for _ in range(ROUNDS):
+        for name, page in pages.items():
+            rounds[name].append(wrk.measure(**page, duration=seconds, connections=connections))
+    figures: dict[str, Any] = {name: asdict(wrk.combine(rounds[name])) for name in pages}
+    figures["ratios"] = {
+        name: round(
+            statistics.median(
+                page.rps / (health.rps or 1.0)
+                for page, health in zip(rounds[name], rounds["healthz"], strict=True)
+            ),
+            3,
+        )
+        for name in ("cart_read", "cart_write")
+    }
+    figures["rounds"] = ROUNDS
+    return figures
 
 
 def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any]:
@@ -181,7 +203,8 @@ def bench(
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['generator']}, {result['connections']} connections, {result['duration_s']} s a page, "
+        f"{result['generator']}, {result['connections']} connections, {result['duration_s']} s a page "
+        f"in {ROUNDS} interleaved rounds, "
         f"{result['instances']} instances behind nginx, {result['cores']} cores",
         "",
         "| mode | /healthz req/s | cart read req/s (×healthz) | p50 / p99 ms | cart write req/s (×healthz) | p50 / p99 ms | session bytes/request | engine µs |",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +30,17 @@ class Figure:
     p99_ms: float
     requests: int
     errors: int  # non-2xx/3xx answers and socket errors
+
+
+def combine(rounds: list[Figure]) -> Figure:
+    """One figure for rounds of equal length: mean rate, median p50, the worst round's p99."""
+    return Figure(
+        rps=round(statistics.fmean(r.rps for r in rounds), 1),
+        p50_ms=round(statistics.median(r.p50_ms for r in rounds), 2),
+        p99_ms=max(r.p99_ms for r in rounds),
+        requests=sum(r.requests for r in rounds),
+        errors=sum(r.errors for r in rounds),
+    )
 
 
 def wrk_path() -> str:

@@ -65,13 +65,17 @@ def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
 
 def worker_shape(mode: str) -> tuple[int, int]:
     """gunicorn workers and threads per worker for an instance in ``mode``."""
+    # Few threads: every thread of a worker waits for the same GIL, and
+    # gunicorn's threaded worker pays for each one on every request. Measured
+    # with `sessions-lab bench` (docs/performance.md): 1x4 and 2x2 serve more
+    # than 1x8 and 2x4, for /healthz and the cart alike.
     if get_mode(mode).load_balancing is LoadBalancing.AFFINITY:
         # Sessions in local memory are per process: one worker, threads for
         # concurrency, or a client would meet a stranger worker half the time.
-        return 1, 8
+        return 1, 4
     # Two cores for everything (nginx, Redis, the load generator): keep
     # each instance small.
-    return 2, 4
+    return 2, 2
 
 
 def gunicorn_spec(config: LabConfig, run: RunFolder, instance: str, port: int) -> ProcessSpec:
