@@ -177,7 +177,10 @@ def quick_cart(request: HttpRequest) -> Cart | None:
     """The cart, if this request's login (or session) can be read cheaply; None: ask DRF.
 
     In the session modes the cart belongs to the session, logged in or not,
-    so no user row is loaded. In ``jwt`` mode a valid bearer token names the
+    so no user row is loaded. So a read does not check the login either: after
+    a password change, the session still reads its own cart until a request
+    that acts as the user (a write, checkout, whoami) finds the session stale
+    and flushes it, as Django does. In ``jwt`` mode a valid bearer token names the
     user, and one query checks they may still log in and reads their cart.
     """
     if not _is_jwt_mode():
