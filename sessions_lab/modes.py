@@ -193,7 +193,7 @@ MODES: dict[str, Mode] = {
             summary="No server state; logout cannot revoke a copied cookie, 4 KB ceiling.",
             store="a signed cookie in the browser",
             load_balancing=LoadBalancing.ROUND_ROBIN,
-            session_engine="django.contrib.sessions.backends.signed_cookies",
+            session_engine="shop.sessions.cookie",
         ),
         Mode(
             name="jwt",

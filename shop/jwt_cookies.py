@@ -18,10 +18,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from shop.api.authentication import RememberedJWTAuthentication
 
 
 def set_token_cookies(response: HttpResponse, access: str, refresh: str) -> None:
@@ -57,7 +58,7 @@ class JWTCookieMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.authentication = JWTAuthentication()
+        self.authentication = RememberedJWTAuthentication()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         outcome: dict[str, Any] = {}

@@ -70,8 +70,7 @@ PRICES = PriceList(max_age=10.0)
 
 def cart_total(cart: Cart) -> Decimal:
     """The cart's total at current prices; lines of deleted products count for nothing."""
-    prices = PRICES.get()
-    return Cart({pid: quantity for pid, quantity in cart if pid in prices}).total(prices)
+    return cart.total(PRICES.get())
 
 
 def cart_set_item(store: CartStore, product: Product, quantity: int) -> Cart:

@@ -12,6 +12,23 @@ from tests.redis_server import redis_server
 from tests.shoppers import PASSWORD, Shopper
 
 
+@pytest.fixture(autouse=True)
+def forget_what_this_process_remembers() -> Iterator[None]:
+    """Each test starts with no verified cookies or tokens and no price list in memory.
+
+    A signed cookie holds only its data and the second it was signed, so two
+    tests can make the very same cookie; and a rolled-back test sends no
+    signal to clear the price list it changed.
+    """
+    from shop.api.authentication import VERIFIED_TOKENS
+    from shop.services import PRICES
+    from shop.sessions.cookie import VERIFIED_COOKIES
+
+    yield
+    for memory in (VERIFIED_TOKENS, VERIFIED_COOKIES, PRICES):
+        memory.clear()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:

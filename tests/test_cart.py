@@ -16,6 +16,7 @@ def test_set_add_remove_and_total() -> None:
     cart.add(2, 3)
     assert list(cart) == [(1, 2), (2, 4)]
     assert cart.total({1: Decimal("1.50"), 2: Decimal("2.00")}) == Decimal("11.00")
+    assert cart.total({2: Decimal("2.00")}) == Decimal("8.00")  # no price (deleted): nothing
     cart.set(1, 0)
     cart.remove(2)
     assert len(cart) == 0

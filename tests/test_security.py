@@ -10,8 +10,11 @@ from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DBSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.test import Client
+from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from shop import verified
+from shop.api import authentication
 from shop.cart import Cart, SessionCartStore, UserCartStore
 from shop.models import CartLine, LoginFailure, Product
 from tests.shoppers import PASSWORD, Shopper
@@ -84,6 +87,50 @@ def test_an_access_token_outlives_logout_until_it_expires(use_mode, demo_user) -
         "/api/token/refresh/", {"refresh": refresh}, content_type="application/json"
     )
     assert blacklisted.status_code == 401
+
+
+def test_an_access_token_is_checked_once_per_process_and_a_changed_one_every_time(
+    use_mode, demo_user, monkeypatch
+) -> None:
+    use_mode("jwt")
+    raw = str(AccessToken.for_user(demo_user))
+    checked: list[bytes] = []
+    check = JWTAuthentication.get_validated_token
+
+    def counting_check(self, raw_token: bytes):
+        checked.append(raw_token)
+        return check(self, raw_token)
+
+    monkeypatch.setattr(JWTAuthentication, "get_validated_token", counting_check)
+    for path in ("/api/cart/", "/api/whoami/", "/api/cart/"):
+        assert Client().get(path, headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    assert checked == [raw.encode()]
+    tampered = raw[:-3] + ("AAA" if raw[-3:] != "AAA" else "BBB")
+    refused = Client().get("/api/cart/", headers={"Authorization": f"Bearer {tampered}"})
+    assert refused.status_code == 401
+    assert checked[0] == raw.encode()
+    assert set(checked[1:]) == {tampered.encode()}  # a token that failed is never remembered
+
+
+def test_a_remembered_token_is_forgotten_when_it_expires(demo_user, monkeypatch) -> None:
+    token = AccessToken.for_user(demo_user)
+    raw = str(token).encode()
+    now = token["exp"] - 1
+    monkeypatch.setattr(verified, "time", type("Clock", (), {"time": lambda: now}))
+    authentication.RememberedJWTAuthentication().get_validated_token(raw)
+    assert authentication.VERIFIED_TOKENS.get(raw)["user_id"] == token["user_id"]
+    now = token["exp"]  # simplejwt's rule, with the lab's leeway of 0: expired at exp
+    assert authentication.VERIFIED_TOKENS.get(raw) is None
+    now = token["exp"] - 1
+    assert authentication.VERIFIED_TOKENS.get(raw) is None  # forgotten, not just hidden
+
+
+def test_remembered_values_are_bounded() -> None:
+    values = verified.VerifiedValues[str](max_entries=2)
+    for n in range(3):
+        values.add(f"raw{n}", f"value{n}", expires_at=float("inf"))
+    assert values.get("raw0") is None and values.get("raw1") is None  # full: started over
+    assert values.get("raw2") == "value2"
 
 
 def test_refresh_rotates_and_blacklists_the_old_refresh_token(use_mode, demo_user) -> None:

@@ -31,7 +31,7 @@ from sessions_lab.shop_client import Client
 
 WRITE_PRODUCT = 7
 # Each page is measured in this many interleaved rounds (see measure_pages).
-ROUNDS = 3
+ROUNDS = 5
 WARM_UP_SECONDS = 1
 # Logged-in users whose sessions the requests take in turn: enough for
 # sticky affinity to spread them over every instance.

@@ -17,6 +17,9 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import Token
+
+from shop.verified import VerifiedValues
 
 
 class CsrfCheckedAuthentication(authentication.SessionAuthentication):
@@ -43,7 +46,27 @@ class SessionAuthentication(CsrfCheckedAuthentication):
         return 'Session realm="api"'
 
 
-class BearerAuthentication(JWTAuthentication):
+# Access tokens this process has verified (see shop/verified.py). Access tokens
+# are never revoked (simplejwt blacklists refresh tokens), and whether the user
+# may still log in is read from the database on every request, so a remembered
+# check answers exactly as a new one would.
+VERIFIED_TOKENS: VerifiedValues[Token] = VerifiedValues()
+
+
+class RememberedJWTAuthentication(JWTAuthentication):
+    """simplejwt's token check, done once per token and process (``VERIFIED_TOKENS``)."""
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        token = VERIFIED_TOKENS.get(raw_token)
+        if token is None:
+            token = super().get_validated_token(raw_token)
+            # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
+            leeway = token.get_token_backend().get_leeway().total_seconds()
+            VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
+        return token
+
+
+class BearerAuthentication(RememberedJWTAuthentication):
     """``Authorization: Bearer <access token>``; an invalid token is 401, never anonymous."""
 
     def user_id(self, request: Request) -> Any | None:

@@ -3,7 +3,8 @@
 Every request that touches a session reads its row, so the read is the
 engine's hot path. The query is the one Django's engine sends (the row by
 its key, if not expired); building it through the ORM costs about ten times
-what SQLite takes to answer it, so it is written out here. Saving, creating,
+what SQLite takes to answer it, so it is written out here and sent on the
+driver's cursor (``shop.db.fetch_all``). Saving, creating,
 deleting and expiring are Django's, unchanged.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
+
+from shop.db import fetch_all
 
 
 class SessionStore(db.SessionStore):
@@ -35,7 +38,5 @@ class SessionStore(db.SessionStore):
             f" WHERE {q('session_key')} = %s AND {q('expire_date')} > %s"
         )
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [session_key, now])
-            row = cursor.fetchone()
-        return row[0] if row else None
+        rows = fetch_all(connection, sql, (session_key, now))
+        return rows[0][0] if rows else None

@@ -1,0 +1,41 @@
+"""The ``cookie`` mode's session engine: Django's signed cookies, each cookie checked once per process.
+
+The whole session travels in the cookie, signed; Django checks the
+signature (HMAC), decompresses and decodes it on every request. A client
+sends the same cookie until the session changes, so a cookie that passed
+the check is remembered with what it decoded to (shop/verified.py) until it
+is older than the session's age, Django's own expiry for these cookies.
+Every load still returns a fresh dictionary. Saving is Django's, unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.sessions.backends import signed_cookies
+from django.core import signing
+
+from shop.verified import VerifiedValues
+
+SALT = "django.contrib.sessions.backends.signed_cookies"  # Django's, so its cookies stay valid
+
+# Cookie value -> the session's serialized form (bytes: each load decodes a fresh copy).
+VERIFIED_COOKIES: VerifiedValues[bytes] = VerifiedValues()
+
+
+class SessionStore(signed_cookies.SessionStore):
+    def load(self) -> dict[str, Any]:
+        cookie = self.session_key
+        remembered = VERIFIED_COOKIES.get(cookie) if cookie else None
+        if remembered is not None:
+            return self.serializer().loads(remembered)
+        max_age = self.get_session_cookie_age()
+        try:
+            data = signing.loads(cookie, serializer=self.serializer, max_age=max_age, salt=SALT)
+        except Exception:  # as Django's: a bad signature, bad data or too old start afresh
+            self.create()
+            return {}
+        # The value is "payload:timestamp:signature", the timestamp in base 62.
+        signed_at = signing.b62_decode(cookie.rsplit(":", 2)[1])
+        VERIFIED_COOKIES.add(cookie, self.serializer().dumps(data), expires_at=signed_at + max_age)
+        return data
