@@ -1,5 +1,21 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_save
+
+# Settings that decide whether a signed cookie or token passes its check.
+SIGNING_SETTINGS = {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_COOKIE_AGE", "SIMPLE_JWT"}
+
+
+def forget_verified_values(*, setting: str, **_signal: Any) -> None:
+    """A change of keys or lifetimes (tests' override_settings) makes every remembered check stale."""
+    if setting in SIGNING_SETTINGS:
+        from shop.api.authentication import VERIFIED_TOKENS
+        from shop.sessions.cookie import VERIFIED_COOKIES
+
+        VERIFIED_TOKENS.clear()
+        VERIFIED_COOKIES.clear()
 
 
 class ShopConfig(AppConfig):
@@ -14,3 +30,4 @@ class ShopConfig(AppConfig):
         # A price changed in this process shows in its next cart total.
         for signal in (post_save, post_delete):
             signal.connect(services.PRICES.clear, sender=Product)
+        setting_changed.connect(forget_verified_values)

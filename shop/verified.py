@@ -1,13 +1,16 @@
 """Signed values this process has verified, so each is checked once rather than on every request.
 
 A JWT or a signed session cookie that passed its signature check passes it
-again, byte for byte, until it expires: the check is a pure function of the
-value, the key and the clock. A client sends the same value with every
-request until it changes, so its first request pays the check (tens of µs)
-and the next ones a dictionary lookup. Only values that passed are kept,
-under their exact text, so a forged or altered one always gets the full
-check; the expiry is checked on every hit. Per process and bounded: nothing
-is shared between instances, and losing it costs one check per value.
+again, byte for byte, until it expires: with the signing keys fixed and
+nothing revoked, the check depends only on the value and the clock. A
+client sends the same value with every request until it changes, so its
+first request pays the check (tens of µs) and the next ones a dictionary
+lookup. Only values that passed are kept, under their exact text, so a
+forged or altered one always gets the full check; the expiry is checked on
+every hit. A change of the keys or lifetimes in settings forgets everything
+(``shop.apps``). Per process and bounded: a full memory starts over, which,
+like losing it, costs only checks done again; nothing is shared between
+instances.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as DjangoCookieStore
 from django.core import signing
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
+from django.db.transaction import TransactionManagementError
 
 from shop import db, verified
 from shop.sessions import cookie
@@ -72,7 +73,14 @@ def test_fetch_all_reads_what_djangos_cursor_reads_and_raises_djangos_errors() -
 def test_placeholders_are_rewritten_for_the_driver_once_and_literally_kept() -> None:
     sql = "SELECT 1 WHERE a = %s AND b LIKE '100%%' AND c = %s"
     assert db._in_style(sql, "qmark") == "SELECT 1 WHERE a = ? AND b LIKE '100%' AND c = ?"
-    assert db._in_style(sql, "pyformat") == sql
+    assert db._in_style(sql, "format") == sql
+
+
+def test_fetch_all_refuses_to_read_in_a_broken_transaction() -> None:
+    with transaction.atomic():
+        transaction.set_rollback(True)
+        with pytest.raises(TransactionManagementError):
+            db.fetch_all(connection, "SELECT 1 WHERE 1 = %s", [1])
 
 
 def cookie_session(**values: object) -> str:

@@ -70,7 +70,7 @@ def measure(mode_name: str, seconds: float) -> dict[str, Any]:
 
         return {
             "mode": mode_name,
-            "operation": "verify access token + load user (once per token and process)",
+            "operation": "verify access token (the shop: once per token and process) + load user",
             **_time_per_op(verify, seconds),
             "create_pair_us": _time_per_op(create, seconds / 2)["median_us"],
         }

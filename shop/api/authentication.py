@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.tokens import BlacklistMixin, Token
 
 from shop.verified import VerifiedValues
 
@@ -47,9 +47,10 @@ class SessionAuthentication(CsrfCheckedAuthentication):
 
 
 # Access tokens this process has verified (see shop/verified.py). Access tokens
-# are never revoked (simplejwt blacklists refresh tokens), and whether the user
-# may still log in is read from the database on every request, so a remembered
-# check answers exactly as a new one would.
+# are never revoked (simplejwt blacklists refresh and sliding tokens, which are
+# never remembered), and whether the user may still log in is read from the
+# database on every request, so a remembered check answers as a new one would.
+# Every request gets the same token object: read it, never change it.
 VERIFIED_TOKENS: VerifiedValues[Token] = VerifiedValues()
 
 
@@ -60,9 +61,10 @@ class RememberedJWTAuthentication(JWTAuthentication):
         token = VERIFIED_TOKENS.get(raw_token)
         if token is None:
             token = super().get_validated_token(raw_token)
-            # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
-            leeway = token.get_token_backend().get_leeway().total_seconds()
-            VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
+            if not isinstance(token, BlacklistMixin):  # a blacklist is checked every time
+                # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
+                leeway = token.get_token_backend().get_leeway().total_seconds()
+                VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
         return token
 
 

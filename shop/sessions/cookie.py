@@ -4,7 +4,7 @@ The whole session travels in the cookie, signed; Django checks the
 signature (HMAC), decompresses and decodes it on every request. A client
 sends the same cookie until the session changes, so a cookie that passed
 the check is remembered with what it decoded to (shop/verified.py) until it
-is older than the session's age, Django's own expiry for these cookies.
+is as old as the session's age, Django's own expiry for these cookies.
 Every load still returns a fresh dictionary. Saving is Django's, unchanged.
 """
 
