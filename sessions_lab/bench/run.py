@@ -99,32 +99,51 @@ def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any
     return json.loads(done.stdout)
 
 
+def attempt(client: Client, write: bool) -> tuple[int, bool]:
+    """One cart read or write: its status (0: no answer) and whether the answer was cut off."""
+    try:
+        if write:
+            status, _ = client.call(
+                "PUT", f"/api/cart/items/{WRITE_PRODUCT}/", {"quantity": 3}, timeout=6
+            )
+        else:
+            status, _ = client.call("GET", "/api/cart/", timeout=6)
+    except http.client.IncompleteRead:  # the answer had begun, then the instance died
+        return 0, True
+    except (OSError, http.client.HTTPException):  # refused, reset, no answer
+        return 0, False
+    return status, False
+
+
 def measure_kill(client: Client, cluster: Cluster, target: str = "app2") -> dict[str, Any]:
-    """GETs and POSTs streaming from 4 threads while ``target`` is SIGKILLed: what failed, how long."""
+    """GETs and POSTs streaming from 4 threads while ``target`` is SIGKILLed: what failed, how long.
+
+    nginx retries a GET that the dying instance never answered, and never a
+    write. Neither can be retried once the instance has begun its answer:
+    nginx has passed the status line on to the client, and the rest never
+    comes (gunicorn writes the header and the body separately). Those are
+    counted apart, as ``*_cut_off``: the client got a truncated answer.
+    """
     stop = threading.Event()
     killed_at: list[float] = []
-    counts = {"gets": 0, "gets_failed": 0, "writes": 0, "writes_failed": 0}
+    counts = dict.fromkeys(
+        ("gets", "gets_failed", "gets_cut_off", "writes", "writes_failed", "writes_cut_off"), 0
+    )
     first_success_after: list[float] = []
     lock = threading.Lock()
 
     def stream(write: bool) -> None:
         deadline = time.monotonic() + 15  # bounded, whatever happens
+        kind = "writes" if write else "gets"
         while not stop.is_set() and time.monotonic() < deadline:
             sent = time.monotonic()
-            try:
-                if write:
-                    status, _ = client.call(
-                        "PUT", f"/api/cart/items/{WRITE_PRODUCT}/", {"quantity": 3}, timeout=6
-                    )
-                else:
-                    status, _ = client.call("GET", "/api/cart/", timeout=6)
-            except (OSError, http.client.HTTPException):  # refused, reset, cut off mid-answer
-                status = 0
+            status, cut_off = attempt(client, write)
             failed = status == 0 or status >= 500
             with lock:
-                counts["writes" if write else "gets"] += 1
+                counts[kind] += 1
                 if failed:
-                    counts["writes_failed" if write else "gets_failed"] += 1
+                    counts[f"{kind}_failed"] += 1
+                    counts[f"{kind}_cut_off"] += cut_off
                 elif killed_at and sent > killed_at[0]:
                     first_success_after.append(time.monotonic() - killed_at[0])
 
@@ -221,13 +240,14 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| mode | GETs during kill (failed) | writes during kill (failed) | first success after the kill, ms |",
+        "| mode | GETs during kill (failed, of which cut off mid-answer) | writes during kill (failed, cut off) | first success after the kill, ms |",
         "|---|---|---|---|",
     ]
     for mode, m in result["modes"].items():
         k = m["kill"]
         lines.append(
-            f"| {mode} | {k['gets']} ({k['gets_failed']}) | {k['writes']} ({k['writes_failed']}) "
+            f"| {mode} | {k['gets']} ({k['gets_failed']}, {k.get('gets_cut_off', 0)}) "
+            f"| {k['writes']} ({k['writes_failed']}, {k.get('writes_cut_off', 0)}) "
             f"| {k['first_success_after_kill_ms']} |"
         )
     return "\n".join(lines) + "\n"

@@ -40,5 +40,8 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
         assert 0 < figures["ratios"]["cart_write"] <= 1.5
         assert figures["session_bytes"] > 0
         assert figures["kill"]["gets"] > 0 and figures["kill"]["writes"] > 0
-        assert figures["kill"]["gets_failed"] == 0, (mode, figures["kill"])  # nginx retries them
+        # nginx retries every GET the dead instance left unanswered; one whose
+        # answer had begun (a window of microseconds) cannot be retried.
+        kill = figures["kill"]
+        assert kill["gets_failed"] == kill["gets_cut_off"] <= 2, (mode, kill)  # 2 GET streams
     assert "| sticky |" in (out / "bench.md").read_text()
