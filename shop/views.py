@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -10,6 +12,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,6 +28,28 @@ from shop.jwt_cookies import (
     set_token_cookies,
 )
 from shop.models import Product
+from shop.sessions.cache import UNREACHABLE
+
+SESSION_STORE_DOWN = (
+    "The session store (Redis) cannot be reached. Nothing is lost: try again in a moment."
+)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 page, except that an unreachable session store is a 503 that says so.
+
+    In ``redis`` mode Redis holds the only copy of every session, and a request
+    fails rather than treat its visitor as a stranger (``shop.sessions.cache``):
+    that failure is the store's, not the shop's, and the client should retry.
+    """
+    if not isinstance(sys.exc_info()[1], UNREACHABLE):
+        return defaults.server_error(request)
+    headers = {"Retry-After": "5"}
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": SESSION_STORE_DOWN}, status=503, headers=headers)
+    return HttpResponse(
+        SESSION_STORE_DOWN, status=503, headers=headers, content_type="text/plain; charset=utf-8"
+    )
 
 
 @require_GET

@@ -8,6 +8,7 @@ anonymous cart), the test says so explicitly.
 import json
 
 import pytest
+from django.test import Client
 
 from shop.models import Order, Product
 from tests.shoppers import PASSWORD, Shopper
@@ -326,3 +327,29 @@ def test_redis_mode_fails_loudly_rather_than_forget_everyone_while_redis_is_down
         shopper.whoami()
     apply_mode(settings, "redis", redis_url)  # ... and back, with its data
     assert shopper.whoami()["authenticated"] is True
+
+
+def test_an_unreachable_session_store_is_a_503_that_says_so(settings, demo_user) -> None:
+    from tests.conftest import apply_mode
+
+    apply_mode(settings, "redis", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    client = Client(raise_request_exception=False)  # as a server answers
+    client.cookies["sessionid"] = "a" * 32
+    api = client.get("/api/cart/")
+    assert api.status_code == 503
+    assert api["Retry-After"] == "5"
+    assert "session store (Redis) cannot be reached" in api.json()["detail"]
+    page = client.get("/cart/")
+    assert page.status_code == 503
+    assert "try again in a moment" in page.content.decode()
+
+
+def test_any_other_server_error_is_still_djangos_500(settings, monkeypatch) -> None:
+    from shop.api import views as api_views
+
+    def broken(request):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api_views, "quick_cart", broken)
+    response = Client(raise_request_exception=False).get("/api/cart/")
+    assert response.status_code == 500

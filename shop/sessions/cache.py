@@ -5,7 +5,8 @@ session" (it guards against memcached's invalid keys, ticket #17810). With
 Redis holding the only copy, that turns a Redis outage into every visitor
 looking logged out — and a cart write in that state starts a fresh, empty
 session. Here an unreachable Redis is an error (the request fails with a
-5xx), so when Redis comes back with its data, nobody has lost anything.
+5xx: a 503 that says so, from ``shop.views.server_error``), so when Redis
+comes back with its data, nobody has lost anything.
 """
 
 from django.contrib.sessions.backends import cache
