@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_save
 
+from shop import verified
+
 # Settings that decide whether a signed cookie or token passes its check.
 SIGNING_SETTINGS = {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_COOKIE_AGE", "SIMPLE_JWT"}
 
@@ -11,11 +13,7 @@ SIGNING_SETTINGS = {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_COOKIE_AGE", 
 def forget_verified_values(*, setting: str, **_signal: Any) -> None:
     """A change of keys or lifetimes (tests' override_settings) makes every remembered check stale."""
     if setting in SIGNING_SETTINGS:
-        from shop.api.authentication import VERIFIED_TOKENS
-        from shop.sessions.cookie import VERIFIED_COOKIES
-
-        VERIFIED_TOKENS.clear()
-        VERIFIED_COOKIES.clear()
+        verified.forget_everything()
 
 
 class ShopConfig(AppConfig):

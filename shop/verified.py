@@ -16,16 +16,26 @@ instances.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+_EVERY: weakref.WeakSet[VerifiedValues[Any]] = weakref.WeakSet()
+
+
+def forget_everything() -> None:
+    """Forget every check remembered in this process: the keys or lifetimes changed."""
+    for values in list(_EVERY):
+        values.clear()
 
 
 class VerifiedValues(Generic[T]):
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._values: dict[Hashable, tuple[T, float]] = {}
+        _EVERY.add(self)
 
     def get(self, raw: Hashable) -> T | None:
         """What the check of ``raw`` gave, if it passed here and has not expired since."""

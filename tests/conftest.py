@@ -20,13 +20,12 @@ def forget_what_this_process_remembers() -> Iterator[None]:
     tests can make the very same cookie; and a rolled-back test sends no
     signal to clear the price list it changed.
     """
-    from shop.api.authentication import VERIFIED_TOKENS
+    from shop import verified
     from shop.services import PRICES
-    from shop.sessions.cookie import VERIFIED_COOKIES
 
     yield
-    for memory in (VERIFIED_TOKENS, VERIFIED_COOKIES, PRICES):
-        memory.clear()
+    verified.forget_everything()
+    PRICES.clear()
 
 
 @pytest.fixture(scope="session")

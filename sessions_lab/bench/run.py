@@ -246,8 +246,8 @@ def markdown(result: dict[str, Any]) -> str:
     for mode, m in result["modes"].items():
         k = m["kill"]
         lines.append(
-            f"| {mode} | {k['gets']} ({k['gets_failed']}, {k.get('gets_cut_off', 0)}) "
-            f"| {k['writes']} ({k['writes_failed']}, {k.get('writes_cut_off', 0)}) "
+            f"| {mode} | {k['gets']} ({k['gets_failed']}, {k['gets_cut_off']}) "
+            f"| {k['writes']} ({k['writes_failed']}, {k['writes_cut_off']}) "
             f"| {k['first_success_after_kill_ms']} |"
         )
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from django.middleware.csrf import get_token
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -66,15 +66,12 @@ def _is_jwt_mode() -> bool:
     return get_mode(settings.SESSION_MODE).is_jwt
 
 
-class JSONOnly(BaseContentNegotiation):
+class JSONOnly(DefaultContentNegotiation):
     """The shop's API speaks JSON only: answer in it without parsing ``Accept``.
 
     DRF's default negotiation parses the header (and ``?format=``) on every
     request to choose among renderers; with one renderer there is nothing to choose.
     """
-
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return DefaultContentNegotiation().select_parser(request, parsers)
 
     def select_renderer(
         self, request: Request, renderers: list[Any], format_suffix: str | None = None

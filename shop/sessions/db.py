@@ -10,10 +10,12 @@ deleting and expiring are Django's, unchanged.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.sessions.backends import db
 from django.db import connections, router
+from django.db.models import Model
 from django.utils import timezone
 
 from shop.db import fetch_all
@@ -29,14 +31,18 @@ class SessionStore(db.SessionStore):
         return self.decode(data)
 
     def _session_data(self, session_key: str) -> str | None:
-        meta = self.model._meta
         connection = connections[router.db_for_read(self.model)]
-        q = connection.ops.quote_name
-        sql = (
-            # Identifiers from the model's own metadata; the values are parameters.
-            f"SELECT {q('session_data')} FROM {q(meta.db_table)}"  # noqa: S608
-            f" WHERE {q('session_key')} = %s AND {q('expire_date')} > %s"
-        )
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        rows = fetch_all(connection, sql, (session_key, now))
+        rows = fetch_all(connection, _session_sql(self.model, connection.alias), (session_key, now))
         return rows[0][0] if rows else None
+
+
+@functools.cache
+def _session_sql(model: type[Model], alias: str) -> str:
+    """The row's query, built once per database (its quoting) from the model's metadata."""
+    q = connections[alias].ops.quote_name
+    return (
+        # Identifiers from the model's own metadata; the values are parameters.
+        f"SELECT {q('session_data')} FROM {q(model._meta.db_table)}"  # noqa: S608
+        f" WHERE {q('session_key')} = %s AND {q('expire_date')} > %s"
+    )
