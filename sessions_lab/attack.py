@@ -6,6 +6,8 @@ forging or replaying a token — run for real over HTTP through nginx. Each
 says what the mode promises, what happened, and whether that is the promise
 kept. A mode that cannot keep a promise (a signed cookie cannot be revoked)
 predicts that too: the table shows it plainly rather than calling it a bug.
+What a mode promises comes from its record in ``sessions_lab.modes`` (what
+the client carries, whether logout revokes it), never from its name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sessions_lab.modes import get_mode
+from sessions_lab.modes import MODES, Credential, get_mode
 from sessions_lab.shop_client import Client
 
 PASSWORD = "demo-password"  # noqa: S105 - the lab's published demo password
@@ -55,7 +57,7 @@ def cookie_replay_after_logout(base: str, mode: str, user: str) -> Outcome:
     victim.call("POST", "/api/session/logout/")
     thief = Client(base, jwt=False)
     thief.set_cookie("sessionid", stolen)
-    expected = "logged in" if mode == "cookie" else "anonymous"
+    expected = "anonymous" if get_mode(mode).logout_revokes_credential else "logged in"
     return Outcome("replay a session cookie after logout", expected, _identity(thief))
 
 
@@ -154,9 +156,20 @@ JWT_ATTACKS: list[Callable[[str, str, str], Any]] = [
 ]
 
 
+# Why a copied credential outlives logout, per kind of credential: a mode
+# that cannot revoke one inherits the explanation from what it carries.
+WHY_LOGOUT_CANNOT_REVOKE: dict[Credential, str] = {
+    Credential.SIGNED_SESSION: "a signed cookie *is* the session, so a copy stays valid after "
+    "logout until it expires — the price of keeping no server state (documented, not a bug).",
+    Credential.JWT: "logout blacklists the refresh token, but an access token is checked by "
+    "signature alone and works until its exp (5 minutes by default).",
+}
+
+
 def run_attacks(base: str, mode: str, user: str = "user1") -> list[Outcome]:
     outcomes: list[Outcome] = []
-    for attack in JWT_ATTACKS if get_mode(mode).is_jwt else SESSION_ATTACKS:
+    carries_token = get_mode(mode).credential is Credential.JWT
+    for attack in JWT_ATTACKS if carries_token else SESSION_ATTACKS:
         result = attack(base, mode, user)
         outcomes.extend(result if isinstance(result, list) else [result])
     return outcomes
@@ -174,15 +187,12 @@ def table(results: dict[str, list[Outcome]]) -> str:
             lines.append(
                 f"| {mode} | {outcome.attack} | {outcome.expected} | {observed} | {mark} |"
             )
-    notes = []
-    if "cookie" in results:
-        notes.append(
-            "cookie: a signed cookie *is* the session, so a copy stays valid after logout until it "
-            "expires — the price of keeping no server state (documented, not a bug)."
-        )
-    if "jwt" in results:
-        notes.append(
-            "jwt: logout blacklists the refresh token, but an access token is checked by signature "
-            "alone and works until its exp (5 minutes by default)."
-        )
+    # One note per mode whose logout cannot revoke a copy, in the registry's
+    # order whatever order the results came in.
+    shown = [mode for name, mode in MODES.items() if name in results]
+    notes = [
+        f"{mode.name}: {WHY_LOGOUT_CANNOT_REVOKE[mode.credential]}"
+        for mode in shown
+        if not mode.logout_revokes_credential
+    ]
     return "\n".join([*lines, "", *notes]) + "\n"

@@ -1,10 +1,13 @@
 """The session modes: one small record per strategy, chosen by ``SESSION_MODE``.
 
 Like ``django.contrib.sessions.backends``, every mode answers the same
-questions (where the session lives, how the load balancer must route, what
-Django settings that takes); ``settings.py`` applies exactly one of them, and
-the contract tests apply each in turn. Nothing here imports Django models, so
-the lab (CLI, cluster) can read the registry without configuring Django.
+questions (where the session lives, what the client carries, what survives
+which failure, how the load balancer must route, what Django settings that
+takes); ``settings.py`` applies exactly one of them, and the contract tests
+apply each in turn. The rest of the lab and the shop read those answers and
+never compare a mode's name: adding a mode is one record here, its engine or
+store module, and its templates. Nothing here imports Django models, so the
+lab (CLI, cluster) can read the registry without configuring Django.
 """
 
 from __future__ import annotations
@@ -21,6 +24,24 @@ class LoadBalancing(StrEnum):
 
     AFFINITY = "affinity"  # the session lives in one instance: pin each client to it
     ROUND_ROBIN = "round_robin"  # any instance can answer any request
+
+
+class StoreServer(StrEnum):
+    """The separate server a mode's state lives on: the one a lab can kill to test it."""
+
+    NONE = "none"  # in an instance's memory, or with the client: no server to lose
+    REDIS = "redis"
+    # The shop's database: a separate server only with PostgreSQL (SQLite is
+    # a file each instance opens), so the lab restarts it only with --db postgres.
+    DATABASE = "database"
+
+
+class Credential(StrEnum):
+    """What the client carries from request to request, which is what a thief would copy."""
+
+    SESSION_ID = "session id"  # a random key to a session the server keeps
+    SIGNED_SESSION = "signed session"  # the whole session, signed, in the cookie itself
+    JWT = "json web token"  # names the user, signed; checked by signature alone
 
 
 # The middleware stack differs only in how a request is tied to a user:
@@ -102,18 +123,48 @@ def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Mode:
-    """One session strategy: where the session lives and what it takes."""
+    """One session strategy: where the session lives, what survives which failure, what it takes.
+
+    The behaviour fields have no defaults: a new mode must answer every
+    question explicitly rather than inherit a promise it may not keep.
+    """
 
     name: str
     summary: str  # the one-line trade-off
     store: str  # where the session lives, as the inspector says it
     load_balancing: LoadBalancing
     session_engine: str | None  # None: no server session at all (jwt)
+    credential: Credential
+    """What the client sends with each request (the inspector describes it, ``attack`` copies it)."""
+    store_server: StoreServer
+    """The separate server the state lives on, if any: what ``store-restart`` kills.
+
+    ``cached_db`` names Redis, the server it reads first; its database copy is
+    ``backed_by_database``. ``jwt`` names the database: the cart lives there.
+    """
+    backed_by_database: bool
+    """Every session is also a row in the database behind ``store_server``.
+
+    So the store server may come back empty (Redis without persistence) and
+    nobody loses a session: the next read refills it from the row. True only
+    where the store is a cache in front of the database (``cached_db``).
+    """
+    keeps_sessions_on_instance_death: bool
+    """No user loses a session when an app instance dies (or hangs, or is replaced).
+
+    False where the session lives in one instance's memory: its death takes
+    the sessions of everyone pinned to it, and a client moved to another
+    instance arrives as a stranger.
+    """
+    logout_revokes_credential: bool
+    """After logout, a copy of the credential taken before it is worthless at once.
+
+    False where the credential carries its own proof (a signed cookie, an
+    access token): nothing on the server can recall it before it expires.
+    """
     session_cache: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
-    uses_redis: bool = False
-    keeps_sessions_on_instance_death: bool = True
 
     def settings(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The Django settings fragment this mode needs."""
@@ -144,7 +195,13 @@ class Mode:
 
     @property
     def is_jwt(self) -> bool:
+        """No server session: identity rides in a token (the JWT middleware and API classes)."""
         return self.session_engine is None
+
+    @property
+    def uses_redis(self) -> bool:
+        """The lab must run Redis for this mode."""
+        return self.store_server is StoreServer.REDIS
 
 
 MODES: dict[str, Mode] = {
@@ -157,7 +214,11 @@ MODES: dict[str, Mode] = {
             load_balancing=LoadBalancing.AFFINITY,
             session_engine="django.contrib.sessions.backends.cache",
             session_cache=_locmem_cache,
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.NONE,
+            backed_by_database=False,
             keeps_sessions_on_instance_death=False,
+            logout_revokes_credential=True,
         ),
         Mode(
             name="redis",
@@ -168,7 +229,13 @@ MODES: dict[str, Mode] = {
             # error rather than an empty session: see shop/sessions/cache.py.
             session_engine="shop.sessions.cache",
             session_cache=_redis_session_store,
-            uses_redis=True,
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.REDIS,
+            # Redis holds the only copy: it keeps sessions across a restart
+            # only with persistence (--redis-persistence aof).
+            backed_by_database=False,
+            keeps_sessions_on_instance_death=True,
+            logout_revokes_credential=True,
         ),
         Mode(
             name="db",
@@ -178,6 +245,11 @@ MODES: dict[str, Mode] = {
             # Django's database engine, reading its row with one plain query:
             # see shop/sessions/db.py.
             session_engine="shop.sessions.db",
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.DATABASE,
+            backed_by_database=False,  # the database is the store itself
+            keeps_sessions_on_instance_death=True,
+            logout_revokes_credential=True,
         ),
         Mode(
             name="cached_db",
@@ -186,7 +258,11 @@ MODES: dict[str, Mode] = {
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine="django.contrib.sessions.backends.cached_db",
             session_cache=_redis_in_front_of_db,
-            uses_redis=True,
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.REDIS,
+            backed_by_database=True,
+            keeps_sessions_on_instance_death=True,
+            logout_revokes_credential=True,
         ),
         Mode(
             name="cookie",
@@ -194,6 +270,13 @@ MODES: dict[str, Mode] = {
             store="a signed cookie in the browser",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine="shop.sessions.cookie",
+            credential=Credential.SIGNED_SESSION,
+            store_server=StoreServer.NONE,
+            backed_by_database=False,
+            keeps_sessions_on_instance_death=True,
+            # Logout clears the browser's cookie, but a copy stays valid until
+            # it expires: the price of keeping no server state.
+            logout_revokes_credential=False,
         ),
         Mode(
             name="jwt",
@@ -202,6 +285,15 @@ MODES: dict[str, Mode] = {
             store="a JWT (identity) and cart rows in the database",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine=None,
+            credential=Credential.JWT,
+            # The token needs no server, but the cart lives in database rows:
+            # restarting PostgreSQL is this mode's store restart.
+            store_server=StoreServer.DATABASE,
+            backed_by_database=False,
+            keeps_sessions_on_instance_death=True,
+            # Logout blacklists the refresh token; an access token is checked
+            # by signature alone and works until its exp.
+            logout_revokes_credential=False,
         ),
     )
 }

@@ -1,8 +1,10 @@
 """What the session inspector footer (and ``/api/whoami/``) says about this request's session.
 
 It names the place this mode keeps the session — the lesson of the whole
-lab — and its size. Session keys are shown shortened: the full key is a
-credential and does not belong in a page.
+lab — and its size, read from the mode's record (what the client carries,
+which server holds the session, whether the database backs it) rather than
+its name. Session keys are shown shortened: the full key is a credential and
+does not belong in a page.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
 
-from sessions_lab.modes import get_mode
+from sessions_lab.modes import Credential, StoreServer, get_mode
 
 
 def _short(key: str | None) -> str:
@@ -25,7 +27,7 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
     """Where this request's session lives and how big it is; ``bearer``: a token from the header."""
     mode = get_mode(settings.SESSION_MODE)
     info: dict[str, Any] = {"store": mode.store, "bytes": 0}
-    if mode.is_jwt:
+    if mode.credential is Credential.JWT:
         token, carrier = bearer, "Authorization header"
         if token is None:
             bool(request.user.is_authenticated)  # resolves the lazy user, which reads the cookie
@@ -46,7 +48,7 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
     session = request.session
     data = dict(session.items())
     key = session.session_key
-    if mode.name == "cookie":
+    if mode.credential is Credential.SIGNED_SESSION:
         value = session._get_session_key() if data else ""  # the cookie's value, as it will be sent
         info.update(
             bytes=len(value), text=f"cookie, {len(value)} bytes" if value else "no cookie yet"
@@ -56,18 +58,19 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
     info.update(bytes=len(encoded), key=_short(key))
     if not key:
         info["text"] = "no session yet (nothing stored)"
-    elif mode.name == "db":
+    elif mode.store_server is StoreServer.DATABASE:
         info["text"] = f"row in django_session, key {_short(key)}, {len(encoded)} bytes"
     else:
+        # A cache key: in Redis, or, with no store server, in this instance's memory.
         full_key = caches[settings.SESSION_CACHE_ALIAS].make_key(session.cache_key_prefix + key)
         shown_key = full_key[: len(full_key) - len(key)] + _short(key)
-        where = {
-            "sticky": f"local memory of {settings.INSTANCE_NAME}, key",
-            "redis": "Redis key",
-            "cached_db": "Redis key",
-        }[mode.name]
+        where = (
+            "Redis key"
+            if mode.store_server is StoreServer.REDIS
+            else f"local memory of {settings.INSTANCE_NAME}, key"
+        )
         info["text"] = f"{where} {shown_key}, {len(encoded)} bytes"
-        if mode.name == "cached_db":
+        if mode.backed_by_database:
             info["text"] += " (and a row in django_session)"
     return info
 

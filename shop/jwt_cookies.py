@@ -5,6 +5,11 @@ keep a token out of reach of scripts, so the pages keep the access and
 refresh tokens in HttpOnly, SameSite=Lax cookies — which makes them
 cookie-authenticated, so their form posts carry CSRF tokens like any other.
 An expired access token is refreshed from the refresh cookie (rotating it).
+
+The access-token check itself (``RememberedJWTAuthentication``) lives here
+too, and the API's bearer authentication builds on it: the pages are the
+shop's core and the API one of its clients, so the API imports from here and
+never the other way round (no import cycle between the shop and its API).
 """
 
 from __future__ import annotations
@@ -18,11 +23,33 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken, BlacklistMixin, RefreshToken, Token
 
-from shop.api.authentication import RememberedJWTAuthentication
+from shop.verified import VerifiedValues
+
+# Access tokens this process has verified (see shop/verified.py). Access tokens
+# are never revoked (simplejwt blacklists refresh and sliding tokens, which are
+# never remembered), and whether the user may still log in is read from the
+# database on every request, so a remembered check answers as a new one would.
+# Every request gets the same token object: read it, never change it.
+VERIFIED_TOKENS: VerifiedValues[Token] = VerifiedValues()
+
+
+class RememberedJWTAuthentication(JWTAuthentication):
+    """simplejwt's token check, done once per token and process (``VERIFIED_TOKENS``)."""
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        token = VERIFIED_TOKENS.get(raw_token)
+        if token is None:
+            token = super().get_validated_token(raw_token)
+            if not isinstance(token, BlacklistMixin):  # a blacklist is checked every time
+                # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
+                leeway = token.get_token_backend().get_leeway().total_seconds()
+                VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
+        return token
 
 
 def set_token_cookies(response: HttpResponse, access: str, refresh: str) -> None:

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sessions_lab.modes import get_mode
+
 CART = {"lines": {"1": 2, "4": 1, "7": 3, "12": 1, "19": 2}}
 
 
@@ -55,7 +57,8 @@ def measure(mode_name: str, seconds: float) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    if settings.SESSION_MODE == "jwt":
+    # No server session to load and save: what a token mode pays is its token.
+    if get_mode(settings.SESSION_MODE).is_jwt:
         from rest_framework_simplejwt.authentication import JWTAuthentication
         from rest_framework_simplejwt.tokens import RefreshToken
 

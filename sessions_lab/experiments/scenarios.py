@@ -4,6 +4,11 @@ A scenario never acts by itself; the runner fires its events against the
 cluster at their time. Each scenario predicts, per mode, what the workshop
 will see — and a check that turns the measured result into a verdict, so a
 prediction that stops holding is reported as "unexpected", not hidden.
+
+A prediction is read from the mode's record (``sessions_lab.modes``: does an
+instance's death lose sessions, which server holds them, is the database
+behind it) and the run's options, never from the mode's name: a new mode is
+predicted for as soon as its record says how it behaves.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sessions_lab.modes import Mode, StoreServer, get_mode
 
 NOT_APPLICABLE = "not applicable"
 
@@ -72,9 +79,18 @@ NOBODY = Expectation("nobody loses a session", nobody_loses)
 
 def stores(mode: str, db: str, redis_persistence: str) -> str | None:
     """The store a mode's sessions (or jwt's carts) live in, if it is a separate server."""
-    if mode in ("redis", "cached_db"):
+    return _store_process(get_mode(mode), db)
+
+
+def _store_process(mode: Mode, db: str) -> str | None:
+    """The cluster process (``redis``, ``postgres``) holding ``mode``'s state, if any.
+
+    The database is a server of its own only with ``--db postgres``: SQLite is
+    a file, with nothing to kill and restart.
+    """
+    if mode.store_server is StoreServer.REDIS:
         return "redis"
-    if mode in ("db", "jwt") and db == "postgres":
+    if mode.store_server is StoreServer.DATABASE and db == "postgres":
         return "postgres"
     return None
 
@@ -84,13 +100,13 @@ class Scenario:
     name: str
     summary: str
     events: Callable[[int], tuple[FaultEvent, ...]]  # instances → timeline
-    expectations: Callable[[str, str, str], Expectation | None] = field(repr=False)
-    # (mode, db, redis_persistence) → Expectation, or None: does not apply
+    expectations: Callable[[Mode, str, str], Expectation | None] = field(repr=False)
+    # (mode's record, db, redis_persistence) → Expectation, or None: does not apply
 
     def expectation(
         self, mode: str, db: str = "sqlite", redis_persistence: str = "none"
     ) -> Expectation | None:
-        return self.expectations(mode, db, redis_persistence)
+        return self.expectations(get_mode(mode), db, redis_persistence)
 
     def timeline(self, instances: int, store: str | None = None) -> tuple[FaultEvent, ...]:
         return tuple(event.resolved(store) for event in self.events(instances))
@@ -100,8 +116,8 @@ def _kill_one(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.4, "kill", "app2", "KILL"), FaultEvent(0.7, "start", "app2"))
 
 
-def _kill_one_expects(mode: str, db: str, persistence: str) -> Expectation:
-    if mode == "sticky":
+def _kill_one_expects(mode: Mode, db: str, persistence: str) -> Expectation:
+    if not mode.keeps_sessions_on_instance_death:
         return Expectation(
             "the users pinned to app2 lose their session, nobody else does", only_pinned_users_lose
         )
@@ -124,9 +140,9 @@ def _rolling(drain: bool) -> Callable[[int], tuple[FaultEvent, ...]]:
     return events
 
 
-def _rolling_expects(drain: bool) -> Callable[[str, str, str], Expectation]:
-    def expects(mode: str, db: str, persistence: str) -> Expectation:
-        if mode == "sticky":
+def _rolling_expects(drain: bool) -> Callable[[Mode, str, str], Expectation]:
+    def expects(mode: Mode, db: str, persistence: str) -> Expectation:
+        if not mode.keeps_sessions_on_instance_death:
             return Expectation(
                 "every instance restarts in turn, so every pinned user loses its session once",
                 lambda result: result["users_lost_session"] > 0,
@@ -144,24 +160,26 @@ def _store_restart(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.4, "kill", "store", "KILL"), FaultEvent(0.5, "start", "store"))
 
 
-def _store_restart_expects(mode: str, db: str, persistence: str) -> Expectation | None:
-    store = stores(mode, db, persistence)
-    if store is None:
+def _store_restart_expects(mode: Mode, db: str, persistence: str) -> Expectation | None:
+    if _store_process(mode, db) is None:
         return None
-    if mode == "redis" and persistence == "none":
-        return Expectation(
-            "Redis restarts empty: every logged-in user loses its session", everybody_loses
-        )
-    if mode == "redis":
+    if mode.store_server is StoreServer.REDIS:
+        # Checked before persistence: with the database behind it, Redis may
+        # come back empty or not, nobody loses a session either way.
+        if mode.backed_by_database:
+            return Expectation(
+                "Redis restarts empty but the database has every session: nobody loses one",
+                nobody_loses,
+            )
+        if persistence == "none":
+            return Expectation(
+                "Redis restarts empty: every logged-in user loses its session", everybody_loses
+            )
         return Expectation(
             "Redis reloads its append-only file: nobody loses a session (requests fail while it is down)",
             nobody_loses,
         )
-    if mode == "cached_db":
-        return Expectation(
-            "Redis restarts empty but the database has every session: nobody loses one",
-            nobody_loses,
-        )
+    # PostgreSQL always restarts with its data directory: nothing to lose.
     return Expectation(
         "PostgreSQL restarts with its data: nobody loses a session (requests fail while it is down)",
         nobody_loses,
@@ -172,7 +190,7 @@ def _lb_down(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.4, "kill", "nginx", "KILL"), FaultEvent(0.55, "start", "nginx"))
 
 
-def _lb_down_expects(mode: str, db: str, persistence: str) -> Expectation:
+def _lb_down_expects(mode: Mode, db: str, persistence: str) -> Expectation:
     return Expectation(
         "every mode fails alike while nginx is down (connection errors), and nobody loses a "
         "session: the load balancer itself must be redundant",
@@ -184,8 +202,10 @@ def _hang_one(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.4, "kill", "app2", "STOP"), FaultEvent(0.65, "start", "app2"))
 
 
-def _hang_one_expects(mode: str, db: str, persistence: str) -> Expectation:
-    if mode == "sticky":
+def _hang_one_expects(mode: Mode, db: str, persistence: str) -> Expectation:
+    # A hung instance is, for its pinned users, a dead one: nginx gives up on
+    # it and sends them where their instance-local session is not.
+    if not mode.keeps_sessions_on_instance_death:
         return Expectation(
             "users pinned to the hung app2 wait for nginx's read timeout, are moved to another "
             "instance and lose their session there",
@@ -201,8 +221,10 @@ def _scale_out(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.5, "add", f"app{instances + 1}"),)
 
 
-def _scale_out_expects(mode: str, db: str, persistence: str) -> Expectation:
-    if mode == "sticky":
+def _scale_out_expects(mode: Mode, db: str, persistence: str) -> Expectation:
+    # Only an instance-local session cares which instance a client lands on;
+    # whether anybody moves depends on the affinity, which the text spells out.
+    if not mode.keeps_sessions_on_instance_death:
         return Expectation(
             "with cookie affinity nobody moves; with ip hashing some users move to the new "
             "instance and lose their session",

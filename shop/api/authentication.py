@@ -14,12 +14,14 @@ from django.conf import settings
 from rest_framework import authentication
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import BlacklistMixin, Token
 
-from shop.verified import VerifiedValues
+# The remembered token check is the shop's, shared with the pages' middleware
+# (so the shop never imports its API); named here too, where the API's
+# classes and their tests have always found it.
+from shop.jwt_cookies import VERIFIED_TOKENS as VERIFIED_TOKENS
+from shop.jwt_cookies import RememberedJWTAuthentication as RememberedJWTAuthentication
 
 
 class CsrfCheckedAuthentication(authentication.SessionAuthentication):
@@ -44,28 +46,6 @@ class SessionAuthentication(CsrfCheckedAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Session realm="api"'
-
-
-# Access tokens this process has verified (see shop/verified.py). Access tokens
-# are never revoked (simplejwt blacklists refresh and sliding tokens, which are
-# never remembered), and whether the user may still log in is read from the
-# database on every request, so a remembered check answers as a new one would.
-# Every request gets the same token object: read it, never change it.
-VERIFIED_TOKENS: VerifiedValues[Token] = VerifiedValues()
-
-
-class RememberedJWTAuthentication(JWTAuthentication):
-    """simplejwt's token check, done once per token and process (``VERIFIED_TOKENS``)."""
-
-    def get_validated_token(self, raw_token: bytes) -> Token:
-        token = VERIFIED_TOKENS.get(raw_token)
-        if token is None:
-            token = super().get_validated_token(raw_token)
-            if not isinstance(token, BlacklistMixin):  # a blacklist is checked every time
-                # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
-                leeway = token.get_token_backend().get_leeway().total_seconds()
-                VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
-        return token
 
 
 class BearerAuthentication(RememberedJWTAuthentication):
