@@ -21,6 +21,22 @@ ANSWERS = {
 }
 
 
+def read_request(connection: socket.socket) -> None:
+    """Read one whole request, body included: closing a socket with unread data
+    sends a reset, and the client would see that instead of the answer."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536) or b"\r\n\r\n"
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length and (more := connection.recv(65536)):
+        body += more
+
+
 @contextmanager
 def one_answer(answer: bytes) -> Iterator[str]:
     """A server on 127.0.0.1 that reads one request, sends ``answer`` and hangs up."""
@@ -29,7 +45,7 @@ def one_answer(answer: bytes) -> Iterator[str]:
 
     def serve() -> None:
         with listener, listener.accept()[0] as connection:
-            connection.recv(65536)
+            read_request(connection)
             connection.sendall(answer)
 
     server = threading.Thread(target=serve, daemon=True)
