@@ -38,8 +38,9 @@ compose: $(STAMP)  ## render deploy/ for docker compose and write deploy/.env wi
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff, the import rules of docs/architecture.md, hadolint
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint deploy/Dockerfile
 

@@ -47,7 +47,8 @@ FAILURE_CLASSES: tuple[Failure, ...] = (
     Failure.CONNECTION,
 )
 SESSION_LOSSES = frozenset({Failure.LOGGED_OUT, Failure.CART_MISMATCH})
-# Requests without a valid answer: DESIGN.md's ``failed_requests``.
+# Requests without a valid answer: summary.json's ``failed_requests``
+# (docs/architecture.md).
 TRANSPORT_FAILURES = frozenset({Failure.HTTP_5XX, Failure.CONNECTION})
 
 

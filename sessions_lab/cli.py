@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sessions_lab.cluster.binaries import NGINX_STICKY_SINCE, BinaryNotFoundError, find_binary
-from sessions_lab.cluster.cluster import SIGNALS, Cluster, LabError, LabFailure
+from sessions_lab.cluster.cluster import Cluster, LabError, LabFailure
 from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE
-from sessions_lab.cluster.supervisor import tail
+from sessions_lab.cluster.control import SIGNALS, tail
+from sessions_lab.cluster.driver import DRIVERS
 from sessions_lab.experiments.scenarios import SCENARIOS
 from sessions_lab.modes import MODE_NAMES
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--seed", type=int, default=1234)
     experiment.add_argument(
         "--driver",
-        choices=["native", "compose"],
+        choices=DRIVERS,
         default="native",
         help="native processes (default) or docker compose (deploy/docker-compose.yml)",
     )
@@ -304,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render_compose(args: argparse.Namespace) -> int:
     # Imported here: PyYAML and the compose helpers serve this command only.
-    from sessions_lab.cluster.compose import prepare_deploy
+    from sessions_lab.cluster.compose_files import prepare_deploy
 
     written = prepare_deploy(args.mode, args.affinity, args.instances)
     folders = sorted({str(path.parent) for path in written if path.suffix == ".conf"})

@@ -1,4 +1,4 @@
-"""The API contract of DESIGN.md, run against every session mode.
+"""The API contract of docs/architecture.md, run against every session mode.
 
 Like Django's ``SessionTestsMixin``: one behaviour suite, the ``mode``
 fixture runs each test once per mode. Where a mode differs (``jwt`` has no

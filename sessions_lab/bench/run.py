@@ -87,7 +87,7 @@ def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any
     env = {
         **os.environ,
         "DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{cluster.run.root / 'bench-engine.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{cluster.run.bench_sqlite}",
         "REDIS_URL": f"redis://127.0.0.1:{config.get('redis_port') or 6380}/0",
     }
     done = subprocess.run(  # noqa: S603

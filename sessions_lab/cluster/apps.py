@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 
-import sessions_lab
 from sessions_lab.cluster.config import LabConfig, RunFolder
 from sessions_lab.cluster.processes import ProcessSpec
 from sessions_lab.modes import LoadBalancing, get_mode
+from sessions_lab.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(sessions_lab.__file__).resolve().parent.parent
 WSGI_APP = "sessions_lab.wsgi:application"
 # gunicorn waits this long for requests in flight after SIGTERM; short, so
 # `down` and `kill --signal TERM` finish quickly, long enough for any request

@@ -1,6 +1,6 @@
 """Find the server binaries each role uses, and say which and why.
 
-Order (DESIGN.md): an explicit env var, then the binary shipped in one of
+Order (docs/architecture.md): an explicit env var, then the binary shipped in one of
 the project's own Python dependencies (a known version on every machine,
 so every workshop laptop runs the same nginx with ``sticky``), then the
 ``PATH`` where the version found there is good enough.

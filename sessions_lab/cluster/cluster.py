@@ -12,46 +12,36 @@ pids and start times in ``state.json``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from sessions_lab.cluster import network
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.binaries import BinaryNotFoundError, find_binary
 from sessions_lab.cluster.config import (
-    AFFINITIES,
     APP_PORT_BASE,
     DASHBOARD_PORT_OFFSET,
-    DATABASES,
     POSTGRES_PORT,
-    REDIS_PERSISTENCE,
     REDIS_PORT,
     LabConfig,
     RunFolder,
+    checked_config,
     write_json_atomically,
 )
+from sessions_lab.cluster.control import SIGNALS, Action, connect, encode, read_message, tail
+from sessions_lab.cluster.errors import LabError, LabFailure
 from sessions_lab.cluster.processes import group_members, is_alive, signal_group
-from sessions_lab.cluster.supervisor import socket_address, tail
-from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
+from sessions_lab.cluster.state import LabState, Phase, ProcessStatus, read_state
+from sessions_lab.modes import get_mode
+from sessions_lab.paths import PROJECT_ROOT
+from sessions_lab.waiting import wait_until
 
-SIGNALS = ("KILL", "TERM", "STOP")
 UP_TIMEOUT = 90.0
 REQUEST_TIMEOUT = 60.0
-
-
-class LabError(Exception):
-    """A request that cannot be carried out as asked; the message says what to do."""
-
-
-class LabFailure(Exception):
-    """The lab tried and something failed (a process did not come up)."""
 
 
 class Cluster:
@@ -63,14 +53,7 @@ class Cluster:
     # ------------------------------------------------------------------ talking to the supervisor
 
     def _connect(self, timeout: float) -> socket.socket | None:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(timeout)
-        try:
-            connection.connect(socket_address(self.run))
-        except OSError:
-            connection.close()
-            return None
-        return connection
+        return connect(self.run, timeout)
 
     def is_running(self) -> bool:
         """Whether a supervisor serves this run folder."""
@@ -80,18 +63,17 @@ class Cluster:
         connection.close()
         return True
 
-    def request(self, action: str, **fields: str) -> str:
+    def request(self, action: Action, **fields: str) -> str:
         connection = self._connect(REQUEST_TIMEOUT)
         if connection is None:
             raise LabError(f"no lab is running in {self.run.root}: `sessions-lab up` first")
         with connection:
-            connection.sendall(json.dumps({"action": action, **fields}).encode() + b"\n")
-            line = connection.makefile("rb").readline()
-        if not line:
+            connection.sendall(encode({"action": action, **fields}))
+            reply = read_message(connection)
+        if reply is None:
             raise LabFailure(
                 f"the supervisor ended without answering; see {self.run.log('supervisor')}"
             )
-        reply = json.loads(line)
         if not reply["ok"]:
             raise LabError(reply["error"])
         return str(reply["message"])
@@ -109,7 +91,7 @@ class Cluster:
         demo_users: int = 10,
     ) -> dict[str, Any]:
         """Start the cluster and return its state once every process is healthy."""
-        config = self._checked_config(mode, instances, affinity, db, port, redis_persistence)
+        config = checked_config(mode, instances, affinity, db, port, redis_persistence)
         config.demo_users = demo_users
         if self.is_running():
             raise LabError(
@@ -146,42 +128,6 @@ class Cluster:
             self.down()
             raise LabError("interrupted: the lab was torn down") from None
 
-    def _checked_config(
-        self,
-        mode: str,
-        instances: int,
-        affinity: str | None,
-        db: str,
-        port: int,
-        redis_persistence: str,
-    ) -> LabConfig:
-        if mode not in MODE_NAMES:
-            raise LabError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_NAMES)}")
-        sticky = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
-        if affinity is not None and not sticky:
-            raise LabError(
-                f"--affinity applies to --mode sticky only; {mode} is balanced round robin"
-            )
-        affinity = (affinity or "cookie") if sticky else "none"
-        if affinity not in AFFINITIES:
-            raise LabError(f"unknown affinity {affinity!r}: choose one of {', '.join(AFFINITIES)}")
-        if db not in DATABASES:
-            raise LabError(f"unknown database {db!r}: choose one of {', '.join(DATABASES)}")
-        if redis_persistence not in REDIS_PERSISTENCE:
-            raise LabError(f"--redis-persistence is one of {', '.join(REDIS_PERSISTENCE)}")
-        if not 1 <= instances <= 20:
-            raise LabError("--instances must be between 1 and 20")
-        if not 1 <= port <= 65535:
-            raise LabError("--port must be between 1 and 65535")
-        return LabConfig(
-            mode=mode,
-            instances=instances,
-            affinity=affinity,
-            db=db,
-            port=port,
-            redis_persistence=redis_persistence,
-        )
-
     def _check_binaries(self, config: LabConfig) -> None:
         roles = ["nginx"]
         if get_mode(config.mode).uses_redis:
@@ -194,11 +140,11 @@ class Cluster:
             except BinaryNotFoundError as error:
                 raise LabError(str(error)) from None
 
-    def _launch_and_wait(self) -> dict[str, Any]:
+    def _launch_and_wait(self) -> LabState:
         supervisor_log = self.run.log("supervisor")
         with supervisor_log.open("ab") as out:
             launcher = subprocess.Popen(  # noqa: S603 - our own module
-                [sys.executable, "-m", "sessions_lab.cluster.supervisor", str(self.run.root)],
+                [sys.executable, "-m", "sessions_lab.supervise", str(self.run.root)],
                 cwd=PROJECT_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -210,21 +156,28 @@ class Cluster:
                 close_fds=True,
             )
         launcher.wait()
-        deadline = time.monotonic() + UP_TIMEOUT
-        while time.monotonic() < deadline:
-            state = self.read_state()
-            if state is not None:
-                if state["phase"] == "ready":
-                    return state
-                if state["phase"] in ("failed", "down") or not self._supervisor_alive(state):
-                    self._wait_supervisor_gone(state)
-                    self.clean_leftovers()
-                    raise LabFailure(self._failure_text(state))
-            time.sleep(0.05)
-        self.down()
-        raise LabFailure(f"the lab was not ready after {UP_TIMEOUT:.0f} s and was torn down")
 
-    def _failure_text(self, state: dict[str, Any]) -> str:
+        def outcome() -> LabState | None:
+            """The state once `up` has succeeded or failed; None while it is under way."""
+            state = self.read_state()
+            if state is None:
+                return None
+            if state["phase"] == Phase.READY:
+                return state
+            ended = state["phase"] in (Phase.FAILED, Phase.DOWN)
+            return state if ended or not self._supervisor_alive(state) else None
+
+        state = wait_until(outcome, UP_TIMEOUT)
+        if state is None:
+            self.down()
+            raise LabFailure(f"the lab was not ready after {UP_TIMEOUT:.0f} s and was torn down")
+        if state["phase"] == Phase.READY:
+            return state
+        self._wait_supervisor_gone(state)
+        self.clean_leftovers()
+        raise LabFailure(self._failure_text(state))
+
+    def _failure_text(self, state: LabState) -> str:
         failure = state.get("failure") or {
             "process": "supervisor",
             "reason": "the supervisor ended unexpectedly",
@@ -241,7 +194,7 @@ class Cluster:
         """Stop every process of the run; also those a crashed supervisor left behind."""
         if self.is_running():
             state = self.read_state()
-            message = self.request("down")
+            message = self.request(Action.DOWN)
             if state is not None:
                 self._wait_supervisor_gone(state)
             self.clean_leftovers()
@@ -255,22 +208,22 @@ class Cluster:
         signal_name = signal_name.upper().removeprefix("SIG")
         if signal_name not in SIGNALS:
             raise LabError(f"--signal is one of {', '.join(SIGNALS)}")
-        return self.request("kill", target=target, signal=signal_name)
+        return self.request(Action.KILL, target=target, signal=signal_name)
 
     def start(self, target: str) -> str:
-        return self.request("start", target=target)
+        return self.request(Action.START, target=target)
 
     def restart(self, target: str) -> str:
-        return self.request("restart", target=target)
+        return self.request(Action.RESTART, target=target)
 
     def drain(self, target: str) -> str:
-        return self.request("drain", target=target)
+        return self.request(Action.DRAIN, target=target)
 
     def add(self, target: str) -> str:
         """Scale out by one app instance (``target`` names it: app4 after app1..app3)."""
-        return self.request("add", target=target)
+        return self.request(Action.ADD, target=target)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LabState:
         """``state.json`` plus whether its supervisor still runs."""
         state = self.read_state()
         if state is None:
@@ -285,23 +238,22 @@ class Cluster:
             raise LabError(f"no log for {target!r}; there are: {', '.join(known)}")
         return path
 
+    def collect_logs(self) -> Path:
+        """The run's log folder: the supervisor already writes every log there."""
+        return self.run.logs
+
     # ------------------------------------------------------------------ state and leftovers
 
-    def read_state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.run.state.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+    def read_state(self) -> LabState | None:
+        return read_state(self.run)
 
     @staticmethod
-    def _supervisor_alive(state: dict[str, Any]) -> bool:
+    def _supervisor_alive(state: LabState) -> bool:
         supervisor = state["supervisor"]
         return is_alive(supervisor["pid"], supervisor.get("start_time"))
 
-    def _wait_supervisor_gone(self, state: dict[str, Any], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._supervisor_alive(state) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    def _wait_supervisor_gone(self, state: LabState, timeout: float = 10.0) -> None:
+        wait_until(lambda: not self._supervisor_alive(state), timeout, interval=0.02)
 
     def clean_leftovers(self) -> list[str]:
         """Kill what a dead supervisor left running (checked by pid and start time)."""
@@ -320,23 +272,19 @@ class Cluster:
                 signal_group(pid, signal.SIGKILL)
                 signal_group(pid, signal.SIGCONT)
                 cleaned.append(process["name"])
-        deadline = time.monotonic() + 5.0
+        # The whole group, not only its leader: a gunicorn worker can
+        # outlive its master by a few milliseconds after SIGKILL.
+        killed = [p["pid"] for p in state["processes"] if p.get("pid") and p["name"] in cleaned]
+        wait_until(lambda: not any(group_members(pid) for pid in killed), 5.0, interval=0.02)
         for process in state["processes"]:
-            pid = process.get("pid")
-            # The whole group, not only its leader: a gunicorn worker can
-            # outlive its master by a few milliseconds after SIGKILL.
-            while pid and process["name"] in cleaned and group_members(pid):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
             if process["name"] in cleaned:
-                process.update(status="exited", alive=False, healthy=False)
+                process.update(status=ProcessStatus.EXITED, alive=False, healthy=False)
                 process["exit"] = {
                     "code": None,
                     "signal": "SIGKILL",
                     "cause": "stopped by down (its supervisor was gone)",
                 }
-        if state["phase"] not in ("down", "failed") or cleaned:
-            state["phase"] = "down"
+        if state["phase"] not in (Phase.DOWN, Phase.FAILED) or cleaned:
+            state["phase"] = Phase.DOWN
             write_json_atomically(self.run.state, state)
         return cleaned

@@ -1,218 +1,69 @@
-"""The lab under docker-compose: the same server configurations, the same fault commands.
+"""The lab under docker-compose, driven like the native one: the same faults, the same answers.
 
-Workshop attendees with Docker run ``deploy/docker-compose.yml`` instead of the
-native cluster. That file is written by hand (three app services, fixed
-addresses); what changes from run to run -- nginx's balancing and Redis's
-persistence -- is rendered here from the templates the native cluster uses,
-every variant at once into ``deploy/nginx/`` and ``deploy/redis/``, and
-compose picks one by ``SESSION_MODE``, ``LAB_AFFINITY`` and
-``LAB_REDIS_PERSISTENCE`` from ``deploy/.env``. Switching mode is then an
-edit of ``.env``, with nothing to render again.
-
-``ComposeCluster`` drives faults through ``docker compose`` with the method
-names and return conventions of ``Cluster`` (a message string, ``LabError``
-for a request that cannot be carried out), so the experiment runner can fire
-a scenario at either target.
+``ComposeCluster`` carries out ``up``, ``kill``, ``start``, ``drain`` and
+``down`` through ``docker compose`` with the return conventions of
+``Cluster`` (a message string, ``LabError`` for a request that cannot be
+carried out), and reports its state in the shape of the native
+``state.json``: it is the second implementation of ``driver.Driver``, so the
+experiment runner fires a scenario at either. The files it runs from --
+``deploy/``'s nginx and Redis variants and ``.env`` -- are ``compose_files``'.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import re
-import secrets
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sessions_lab.cluster.apps import GRACEFUL_TIMEOUT, PROJECT_ROOT
-from sessions_lab.cluster.cluster import SIGNALS, Cluster, LabError, LabFailure
-from sessions_lab.cluster.config import AFFINITIES, REDIS_PERSISTENCE, LabConfig, RunFolder
-from sessions_lab.cluster.nginx import NginxPlacement, render_nginx_for
-from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
-from sessions_lab.cluster.redis import render_redis_conf
-from sessions_lab.cluster.supervisor import STOP_TIMEOUT
-from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
-
-DEPLOY_DIR = PROJECT_ROOT / "deploy"
-COMPOSE_FILE = "docker-compose.yml"
-
-# Addresses inside the compose network; they must match docker-compose.yml
-# (tests/compose checks that they do).
-APP_PORT = 8000
-NGINX_PORT = 8080
-REDIS_PORT = 6379
-POSTGRES_PORT = 5432
-SUBNET = "172.30.80.0/24"
-# Where nginx finds deploy/nginx/ inside its container.
-NGINX_CONF_DIR = "/etc/nginx/lab"
-
-SQLITE_URL = "sqlite:////var/lib/shop/shop.sqlite3"
-POSTGRES_URL = f"postgres://{SUPERUSER}@postgres:{POSTGRES_PORT}/{DATABASE}"
+from sessions_lab.cluster.apps import GRACEFUL_TIMEOUT
+from sessions_lab.cluster.compose_files import (
+    APP_PORT,
+    COMPOSE_FILE,
+    DEPLOY_DIR,
+    NGINX_CONF_DIR,
+    NGINX_PORT,
+    POSTGRES_PORT,
+    POSTGRES_URL,
+    REDIS_PORT,
+    SQLITE_URL,
+    app_services,
+    read_env,
+    render_deploy,
+    render_nginx_variant,
+    write_env,
+)
+from sessions_lab.cluster.config import RunFolder, checked_config
+from sessions_lab.cluster.control import SIGNALS, STOP_TIMEOUT
+from sessions_lab.cluster.errors import LabError, LabFailure
+from sessions_lab.cluster.state import Phase, ProcessStatus
+from sessions_lab.waiting import wait_until
 
 UP_TIMEOUT = 300  # a first `up` builds the image
 COMMAND_TIMEOUT = 60
 START_TIMEOUT = 30.0
+HEALTH_POLL = 0.5  # a container health check runs every second at most
 
+# `docker compose ps` states in the native lab's words; "restarting" and
+# "removing" have no native counterpart and are shown as Docker says them.
+CONTAINER_STATUS = {
+    "created": ProcessStatus.NOT_STARTED,
+    "running": ProcessStatus.RUNNING,
+    "paused": ProcessStatus.PAUSED,
+    "exited": ProcessStatus.EXITED,
+    "dead": ProcessStatus.EXITED,
+}
+# Compose only: some service is up but not every one is healthy. The native
+# supervisor has no such phase (it stays ready and says so process by process).
+DEGRADED = "degraded"
 
-def compose_services(deploy_dir: Path = DEPLOY_DIR) -> dict[str, Any]:
-    """The services of the compose file, as written (before interpolation)."""
-    return _parsed((deploy_dir / COMPOSE_FILE).read_text(encoding="utf-8"))["services"]
-
-
-@functools.lru_cache(maxsize=4)
-def _parsed(text: str) -> dict[str, Any]:
-    # Rendering every variant asks for the services a dozen times; parse once.
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
-
-
-def app_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
-    """``app1``..``appN``: the instances the compose file defines, in order."""
-    names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"app\d+", name)]
-    return sorted(names, key=lambda name: int(name[3:]))
-
-
-def nginx_image_version(deploy_dir: Path = DEPLOY_DIR) -> tuple[int, ...]:
-    """The nginx version the compose file pins (``nginx:1.31.3-alpine`` -> (1, 31, 3))."""
-    image = compose_services(deploy_dir)["nginx"]["image"]
-    found = re.search(r":(\d+)\.(\d+)\.(\d+)", image)
-    if found is None:
-        raise LabError(f"the nginx image {image!r} names no version; pin a tag like 1.31.3")
-    return tuple(int(part) for part in found.groups())
-
-
-def affinities_for(mode: str) -> tuple[str, ...]:
-    """The affinities a mode can run with: all of them in sticky mode, else ``none``."""
-    if get_mode(mode).load_balancing is LoadBalancing.AFFINITY:
-        return AFFINITIES
-    return ("none",)
-
-
-def variant_name(mode: str, affinity: str) -> str:
-    """The nginx configuration docker-compose.yml picks: ``<SESSION_MODE>-<LAB_AFFINITY>``."""
-    return f"{mode}-{affinity}"
-
-
-def compose_config(mode: str, affinity: str, instances: int) -> LabConfig:
-    """The ``LabConfig`` the native cluster would use for this choice, as compose places it."""
-    return LabConfig(
-        mode=mode,
-        instances=instances,
-        affinity=affinity,
-        db="sqlite",
-        port=NGINX_PORT,
-        redis_persistence="none",
-        app_ports=[APP_PORT] * instances,
-        listen_address="0.0.0.0",  # noqa: S104 - inside the container; published on loopback
-    )
-
-
-def compose_placement(app_names: list[str]) -> NginxPlacement:
-    """nginx in its container: instances by service name, logs to Docker, no run folder."""
-    return NginxPlacement(
-        upstreams={name: f"{name}:{APP_PORT}" for name in app_names},
-        listen_address="0.0.0.0",  # noqa: S104 - inside the container; published on loopback
-        # Locust and the published port both reach nginx from the lab network.
-        trusted_proxy=SUBNET,
-        user_directive="",
-        pid_path="/run/nginx.pid",
-        # `docker compose logs nginx` shows both; the access log stays JSON lines.
-        error_log="/dev/stderr",
-        access_log="/dev/stdout",
-        temp_dir="/var/cache/nginx",
-    )
-
-
-def render_nginx_variant(
-    mode: str,
-    affinity: str,
-    in_rotation: list[str] | None = None,
-    deploy_dir: Path = DEPLOY_DIR,
-) -> Path:
-    """Write ``nginx/<mode>-<affinity>.conf`` with ``in_rotation`` (default: every instance)."""
-    names = app_services(deploy_dir)
-    config = compose_config(mode, affinity, len(names))
-    text = render_nginx_for(
-        config,
-        compose_placement(names),
-        nginx_image_version(deploy_dir),
-        names if in_rotation is None else in_rotation,
-    )
-    path = deploy_dir / "nginx" / f"{variant_name(mode, affinity)}.conf"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
-    """Every nginx and Redis configuration compose can pick, rendered into ``deploy_dir``."""
-    written = [
-        render_nginx_variant(mode, affinity, deploy_dir=deploy_dir)
-        for mode in MODE_NAMES
-        for affinity in affinities_for(mode)
-    ]
-    (deploy_dir / "redis").mkdir(exist_ok=True)
-    for persistence in REDIS_PERSISTENCE:
-        path = deploy_dir / "redis" / f"{persistence}.conf"
-        # Every interface of the container: only the lab network reaches it.
-        path.write_text(
-            render_redis_conf("0.0.0.0", REDIS_PORT, "/data", persistence),  # noqa: S104
-            encoding="utf-8",
-        )
-        written.append(path)
-    return written
-
-
-# ---------------------------------------------------------------------- deploy/.env
-
-
-def read_env(deploy_dir: Path = DEPLOY_DIR) -> dict[str, str]:
-    """``deploy/.env`` as a dict (empty when it does not exist yet)."""
-    path = deploy_dir / ".env"
-    if not path.exists():
-        return {}
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.lstrip().startswith("#"):
-            values[key.strip()] = value.strip()
-    return values
-
-
-def write_env(choices: dict[str, str], deploy_dir: Path = DEPLOY_DIR) -> Path:
-    """Set ``choices`` in ``deploy/.env``, creating it from ``.env.example`` if needed.
-
-    Empty ``SECRET_KEY`` / ``JWT_SIGNING_KEY`` get fresh random values, made
-    once: every instance shares them, and they outlive one ``up`` so a
-    restarted deployment still accepts its users' cookies. Other lines, and
-    comments, are kept as they are.
-    """
-    path = deploy_dir / ".env"
-    source = path if path.exists() else deploy_dir / ".env.example"
-    lines = source.read_text(encoding="utf-8").splitlines()
-    values = {
-        # token_urlsafe never yields "$", which compose would try to interpolate.
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
-    }
-    current = read_env(deploy_dir) if path.exists() else {}
-    values = {key: value for key, value in values.items() if not current.get(key)}
-    values.update(choices)
-    remaining = dict(values)
-    for index, line in enumerate(lines):
-        key, sep, _ = line.partition("=")
-        if sep and key.strip() in remaining:
-            lines[index] = f"{key.strip()}={remaining.pop(key.strip())}"
-    lines.extend(f"{key}={value}" for key, value in remaining.items())
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
-
-
-# ---------------------------------------------------------------------- the fault driver
+# A reloaded nginx keeps its old worker until that worker's requests are done;
+# busybox `pgrep` sees it by its title. Bounded at 15 s, as natively.
+WAIT_FOR_OLD_WORKERS = (
+    "for _ in $(seq 150); do "
+    "pgrep -f 'worker process is shutting down' >/dev/null || exit 0; sleep 0.1; "
+    "done; echo 'the old nginx worker still runs after 15 s' >&2; exit 1"
+)
 
 
 class ComposeCluster:
@@ -225,7 +76,6 @@ class ComposeCluster:
         # Git-ignored; the runner keeps collected logs and its live files here,
         # as it does in the native run folder.
         self.run = RunFolder(self.deploy_dir / "run")
-        self._drained_file = self.run.root / "drained.json"
 
     # ------------------------------------------------------------------ talking to docker compose
 
@@ -279,9 +129,7 @@ class ComposeCluster:
     ) -> dict[str, Any]:
         """Render, write the choices into ``deploy/.env``, ``up --wait``; the status once healthy."""
         # The native `up`'s checks, word for word.
-        config = Cluster(self.run.root)._checked_config(
-            mode, instances, affinity, db, port, redis_persistence
-        )
+        config = checked_config(mode, instances, affinity, db, port, redis_persistence)
         defined = app_services(self.deploy_dir)
         if instances != len(defined):
             raise LabError(
@@ -404,29 +252,31 @@ class ComposeCluster:
         processes = []
         for name in self.targets():
             record = containers.get(name, {})
-            state = record.get("State", "not started")
-            exited = state in ("exited", "dead")
+            state = record.get("State", ProcessStatus.NOT_STARTED)
+            status = CONTAINER_STATUS.get(state, state)
             processes.append(
                 {
                     "name": name,
                     "role": "app" if name not in ports else name,
                     "pid": None,
                     "port": ports.get(name, APP_PORT),
-                    "status": {"created": "not started", "dead": "exited"}.get(state, state),
+                    "status": status,
                     "healthy": state == "running" and record.get("Health") == "healthy",
                     "drained": name in drained,
                     "exit": {"code": record.get("ExitCode"), "cause": record.get("Status", "")}
-                    if exited
+                    if status == ProcessStatus.EXITED
                     else None,
                 }
             )
-        running = [p for p in processes if p["status"] in ("running", "paused")]
+        running = [
+            p for p in processes if p["status"] in (ProcessStatus.RUNNING, ProcessStatus.PAUSED)
+        ]
         phase = (
-            "down"
+            Phase.DOWN
             if not running
-            else "ready"
+            else Phase.READY
             if all(p["healthy"] for p in processes)
-            else "degraded"
+            else DEGRADED
         )
         database_url = env.get("DATABASE_URL", SQLITE_URL)
         return {
@@ -461,29 +311,27 @@ class ComposeCluster:
     # ------------------------------------------------------------------ helpers
 
     def _wait_healthy(self, target: str, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def healthy() -> bool:
             record = self.containers(target).get(target, {})
-            # A service without a healthcheck has Health "": running is enough.
-            if record.get("State") == "running" and record.get("Health", "") in ("healthy", ""):
-                return
             if record.get("State") in ("exited", "dead"):
                 raise LabError(
                     f"{target} exited: {record.get('Status', '')}; see docker compose logs {target}"
                 )
-            if time.monotonic() > deadline:
-                raise LabError(f"{target} was not healthy within {timeout:.0f} s")
-            time.sleep(0.5)  # a container health check runs every second at most
+            # A service without a healthcheck has Health "": running is enough.
+            return record.get("State") == "running" and record.get("Health", "") in ("healthy", "")
+
+        if not wait_until(healthy, timeout, interval=HEALTH_POLL):
+            raise LabError(f"{target} was not healthy within {timeout:.0f} s")
 
     def _drained(self) -> list[str]:
         try:
-            return json.loads(self._drained_file.read_text(encoding="utf-8"))
+            return json.loads(self.run.drained.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
 
     def _save_drained(self, names: list[str]) -> None:
         self.run.root.mkdir(parents=True, exist_ok=True)
-        self._drained_file.write_text(json.dumps(names) + "\n", encoding="utf-8")
+        self.run.drained.write_text(json.dumps(names) + "\n", encoding="utf-8")
 
     def _in_rotation(self, drained: list[str]) -> list[str]:
         return [name for name in app_services(self.deploy_dir) if name not in drained]
@@ -501,43 +349,3 @@ class ComposeCluster:
         self.compose("exec", "-T", "nginx", "nginx", "-t", "-q", "-c", conf)
         self.compose("exec", "-T", "nginx", "nginx", "-s", "reload", "-c", conf)
         self.compose("exec", "-T", "nginx", "sh", "-c", WAIT_FOR_OLD_WORKERS, timeout=30)
-
-
-# A reloaded nginx keeps its old worker until that worker's requests are done;
-# busybox `pgrep` sees it by its title. Bounded at 15 s, as natively.
-WAIT_FOR_OLD_WORKERS = (
-    "for _ in $(seq 150); do "
-    "pgrep -f 'worker process is shutting down' >/dev/null || exit 0; sleep 0.1; "
-    "done; echo 'the old nginx worker still runs after 15 s' >&2; exit 1"
-)
-
-
-def prepare_deploy(
-    mode: str | None = None,
-    affinity: str | None = None,
-    instances: int | None = None,
-    deploy_dir: Path | None = None,
-) -> list[Path]:
-    """``sessions-lab render --target compose``: every configuration, then ``deploy/.env``.
-
-    With ``mode``, ``.env`` is switched to it (and its affinity); without,
-    ``.env`` is only created, keys included, if it is missing. The ``.env``
-    path comes last in the list returned.
-    """
-    deploy_dir = deploy_dir or DEPLOY_DIR
-    defined = app_services(deploy_dir)
-    if instances is not None and instances != len(defined):
-        raise LabError(
-            f"{COMPOSE_FILE} defines {len(defined)} instances ({', '.join(defined)}); "
-            f"add or remove app services there to run {instances}"
-        )
-    choices = {}
-    if mode is not None:
-        # The native `up`'s checks and messages (unknown mode, affinity outside sticky).
-        config = Cluster(deploy_dir / "run")._checked_config(
-            mode, len(defined), affinity, "sqlite", NGINX_PORT, "none"
-        )
-        choices = {"SESSION_MODE": config.mode, "LAB_AFFINITY": config.affinity}
-    elif affinity is not None:
-        raise LabError("--affinity needs --mode sticky")
-    return [*render_deploy(deploy_dir), write_env(choices, deploy_dir)]

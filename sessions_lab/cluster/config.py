@@ -2,8 +2,10 @@
 
 ``LabConfig`` is decided once, by ``up``, and written to ``lab.json`` in the
 run folder; the supervisor, ``status`` and later the experiment runner all
-read it from there, so they never disagree about a port. ``RunFolder`` names
-every file of a run, so no module invents a path of its own.
+read it from there, so they never disagree about a port. ``checked_config``
+turns what a user asked for into one, or says why it cannot, for the native
+cluster and the compose deployment alike. ``RunFolder`` names every file of a
+run, so no module invents a path of its own.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.network import LOOPBACK
+from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
 
 AFFINITIES = ("cookie", "learn", "route", "ip", "none")
 DATABASES = ("sqlite", "postgres")
 REDIS_PERSISTENCE = ("none", "aof")
 
-# DESIGN.md's topology: app1 :8101, app2 :8102, …, Redis :6380, PostgreSQL
+# The lab's topology (docs/architecture.md): app1 :8101, app2 :8102, …, Redis :6380, PostgreSQL
 # :5433 -- used when free, so a workshop sees the same numbers everywhere.
 APP_PORT_BASE = 8101
 REDIS_PORT = 6380
@@ -69,6 +73,45 @@ class LabConfig:
         return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
 
 
+def checked_config(
+    mode: str,
+    instances: int,
+    affinity: str | None,
+    db: str,
+    port: int,
+    redis_persistence: str,
+) -> LabConfig:
+    """The run a user asked for, before any port is chosen; ``LabError`` saying what to change.
+
+    ``affinity`` None means the mode's default: ``cookie`` in sticky mode,
+    ``none`` in the round-robin ones (which refuse any other).
+    """
+    if mode not in MODE_NAMES:
+        raise LabError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_NAMES)}")
+    sticky = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
+    if affinity is not None and not sticky:
+        raise LabError(f"--affinity applies to --mode sticky only; {mode} is balanced round robin")
+    affinity = (affinity or "cookie") if sticky else "none"
+    if affinity not in AFFINITIES:
+        raise LabError(f"unknown affinity {affinity!r}: choose one of {', '.join(AFFINITIES)}")
+    if db not in DATABASES:
+        raise LabError(f"unknown database {db!r}: choose one of {', '.join(DATABASES)}")
+    if redis_persistence not in REDIS_PERSISTENCE:
+        raise LabError(f"--redis-persistence is one of {', '.join(REDIS_PERSISTENCE)}")
+    if not 1 <= instances <= 20:
+        raise LabError("--instances must be between 1 and 20")
+    if not 1 <= port <= 65535:
+        raise LabError("--port must be between 1 and 65535")
+    return LabConfig(
+        mode=mode,
+        instances=instances,
+        affinity=affinity,
+        db=db,
+        port=port,
+        redis_persistence=redis_persistence,
+    )
+
+
 class RunFolder:
     """Every path of one run folder (``.lab/`` by default)."""
 
@@ -82,6 +125,12 @@ class RunFolder:
         self.redis = self.root / "redis"
         self.sqlite = self.root / "shop.sqlite3"
         self.access_log = self.logs / "nginx-access.jsonl"
+        # Written by the experiment runner while it runs: the dashboard follows it.
+        self.experiment = self.root / "experiment.json"
+        # The compose driver's list of drained instances (the native one keeps it in state.json).
+        self.drained = self.root / "drained.json"
+        # The bench's in-process engine measurements use a database of their own.
+        self.bench_sqlite = self.root / "bench-engine.sqlite3"
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"

@@ -26,10 +26,12 @@ from sessions_lab.cluster.config import LabConfig, RunFolder
 from sessions_lab.cluster.nginx import world_traversable
 from sessions_lab.cluster.processes import ProcessSpec
 from sessions_lab.cluster.templates import render
+from sessions_lab.waiting import wait_until
 
 SUPERUSER = "lab"
 DATABASE = "shop"
 UNPRIVILEGED_USER = "nobody"
+CONNECT_RETRY = 0.1  # seconds between two connection attempts while it starts
 
 
 class PostgresError(RuntimeError):
@@ -150,11 +152,14 @@ def postgres_spec(config: LabConfig, run: RunFolder, binary: Binary) -> ProcessS
 
 
 def create_database(config: LabConfig, deadline: float) -> None:
-    """Wait until PostgreSQL accepts connections, then create the shop's database if missing."""
+    """Wait until PostgreSQL accepts connections (until the monotonic ``deadline``),
+    then create the shop's database if missing."""
     import psycopg
 
     last_error: Exception | None = None
-    while time.monotonic() < deadline:
+
+    def created() -> bool:
+        nonlocal last_error
         try:
             with psycopg.connect(
                 host=config.listen_address,
@@ -169,8 +174,10 @@ def create_database(config: LabConfig, deadline: float) -> None:
                 ).fetchone()
                 if not exists:
                     connection.execute(f'CREATE DATABASE "{DATABASE}"')
-                return
+                return True
         except psycopg.OperationalError as error:
             last_error = error
-            time.sleep(0.1)
-    raise PostgresError(f"PostgreSQL did not accept connections in time: {last_error}")
+            return False
+
+    if not wait_until(created, deadline - time.monotonic(), interval=CONNECT_RETRY):
+        raise PostgresError(f"PostgreSQL did not accept connections in time: {last_error}")

@@ -1,4 +1,4 @@
-"""What a supervised process is, and how to look at one through ``/proc``.
+"""What a supervised process is, and how to look at one (through psutil).
 
 A ``ProcessSpec`` is everything needed to start a server again the same way
 (``start app2`` after ``kill app2``). Each child runs in a process group of
@@ -6,7 +6,8 @@ its own, so a signal reaches the whole of it: gunicorn's master and workers,
 nginx's master and workers, PostgreSQL's postmaster and backends.
 
 ``kill(pid, 0)`` succeeds on a zombie, and a killed process can stay one for
-over a second here, so liveness is read from ``/proc/PID/stat`` instead.
+over a second here, so liveness is the process's state as psutil reads it:
+a zombie counts as dead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 # Which check says a process is ready: "http:/path" (200 expected), "redis"
 # (PING), "tcp" (accepts connections).
@@ -42,60 +45,88 @@ class ProcessSpec:
     quick_stop_signal: int = signal.SIGTERM
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+# A process that has ended but not been reaped yet still has a pid: it is dead.
+_DEAD = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+# Start times are seconds since the epoch, derived from the boot time, which
+# moves when the wall clock is stepped: a margin keeps our own process ours
+# after such a step. A reused pid would need the pid space to wrap within it.
+_SAME_START = 1.0
+
+
+def _process(pid: int) -> psutil.Process | None:
+    if pid <= 0:  # 0 and negative pids name groups to kill(), not processes
         return None
-    # The command name (field 2) may hold spaces and parentheses: the fields
-    # that follow start after the last ')'.
-    return text[text.rindex(")") + 2 :].split()
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def proc_state(pid: int) -> str | None:
-    """The state letter of ``pid`` (R, S, T, Z, …), or None if there is no such process."""
-    fields = _stat_fields(pid)
-    return fields[0] if fields else None
+    """The state of ``pid`` in psutil's words (``psutil.STATUS_RUNNING``,
+    ``STATUS_STOPPED``, ``STATUS_ZOMBIE``, …), or None if there is no such process."""
+    process = _process(pid)
+    if process is None:
+        return None
+    try:
+        return str(process.status())
+    except psutil.Error:
+        return None
 
 
-def proc_start_time(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot): tells a reused pid from ours."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+def is_paused(pid: int) -> bool:
+    """Whether ``pid`` is stopped (SIGSTOP): alive, but acting on nothing."""
+    return proc_state(pid) == psutil.STATUS_STOPPED
 
 
-def proc_parent(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if fields else None
+def proc_start_time(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch): tells a reused pid from ours."""
+    process = _process(pid)
+    if process is None:
+        return None
+    try:
+        return process.create_time()
+    except psutil.Error:
+        return None
 
 
-def is_alive(pid: int, start_time: int | None = None) -> bool:
+def is_alive(pid: int, start_time: float | None = None) -> bool:
     """Whether ``pid`` runs (or is stopped), is no zombie, and is the process we started."""
-    fields = _stat_fields(pid)
-    if not fields or fields[0] in ("Z", "X"):
+    process = _process(pid)
+    if process is None:
         return False
-    return start_time is None or int(fields[19]) == start_time
+    try:
+        if process.status() in _DEAD:
+            return False
+        return start_time is None or abs(process.create_time() - start_time) < _SAME_START
+    except psutil.Error:
+        return False
 
 
 def children_of(pid: int) -> list[int]:
     """The live child processes of ``pid`` (nginx's workers, for a reload)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            child = int(entry.name)
-            if proc_parent(child) == pid and is_alive(child):
-                found.append(child)
-    return found
+    process = _process(pid)
+    if process is None:
+        return []
+    try:
+        children = process.children()
+    except psutil.Error:
+        return []
+    return [child.pid for child in children if is_alive(child.pid)]
 
 
 def group_members(pgid: int) -> list[int]:
     """The live processes of process group ``pgid``."""
     found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                found.append(int(entry.name))
+    # psutil knows no process groups: the group of each pid comes from getpgid.
+    for pid in psutil.pids():
+        try:
+            in_group = os.getpgid(pid) == pgid
+        except OSError:  # gone since the listing
+            continue
+        if in_group and is_alive(pid):
+            found.append(pid)
     return found
 
 
@@ -106,4 +137,5 @@ def signal_group(pgid: int, signum: int) -> None:
 
 
 def signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9: how an exit by signal is written in ``state.json``."""
     return signal.Signals(signum).name

@@ -1,7 +1,8 @@
 """The lab's Redis (valkey-server): the session store of ``redis`` and ``cached_db``.
 
 ``--redis-persistence`` decides whether sessions survive a restart of Redis
-itself (AOF), the lesson of DESIGN.md's `redis` row.
+itself (AOF), the lesson of the `redis` mode
+(docs/architecture.md, "The modes").
 """
 
 from __future__ import annotations

@@ -19,12 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadtests.session_checks import FAILURE_CLASSES as FAILURES
+from loadtests.session_checks import SESSION_LOSSES
 from sessions_lab.dashboard.jsonl import JsonLinesTail
 
-FAILURE_CLASSES = ("logged_out", "cart_mismatch", "csrf", "http_5xx", "connection")
+# The classes the shoppers count, by the names Locust's timeline uses.
+FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
 # A user found itself logged out, or its cart differed from what it put in:
-# what the lab measures as a lost session (DESIGN.md, "Session-loss is measured").
-SESSION_LOSS_CLASSES = ("logged_out", "cart_mismatch")
+# what the lab measures as a lost session (docs/architecture.md, "Session loss").
+SESSION_LOSS_CLASSES = tuple(name for name in FAILURE_CLASSES if name in SESSION_LOSSES)
 # Locust writes a timeline line once a second has ended; a run whose
 # timeline has not grown for this long, past its planned end, is over.
 STALE_AFTER_S = 4.0

@@ -17,7 +17,6 @@ Routes::
 
 from __future__ import annotations
 
-import html
 import json
 import secrets
 import threading
@@ -25,34 +24,39 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+
 from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.control import SIGNALS, Action
+from sessions_lab.cluster.state import LabState, ProcessStatus
 from sessions_lab.dashboard.experiment import ExperimentWatch
 from sessions_lab.dashboard.guard import refusal
 from sessions_lab.dashboard.traffic import AccessLogTail
 from sessions_lab.modes import get_mode
 
-# The signals the CLI offers (``cluster.SIGNALS``); the supervisor would send
-# any signal it is asked for, so the page's choice is checked here.
-SIGNALS = ("KILL", "TERM", "STOP")
-ACTIONS = {"/api/kill": "kill", "/api/start": "start"}
+# The page offers the CLI's signals (``control.SIGNALS``); the supervisor would
+# send any signal it is asked for, so the page's choice is checked here.
+ACTIONS = {"/api/kill": Action.KILL, "/api/start": Action.START}
+# Which processes the page offers to kill, and which to start (or resume).
+ALIVE = tuple(status for status in ProcessStatus if status.alive)
+STARTABLE = (ProcessStatus.EXITED, ProcessStatus.PAUSED, ProcessStatus.NOT_STARTED)
 MAX_BODY = 1024
 POLL_INTERVAL = 0.1  # how fast `stop` ends the serving loop (it waits one interval)
 
-Snapshot = Callable[[], dict[str, Any]]
+Snapshot = Callable[[], LabState]
 Act = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def process_state(process: dict[str, Any]) -> str:
     """One word for a card, from the supervisor's status and exit cause."""
     status = process.get("status")
-    if status == "running":
+    if status == ProcessStatus.RUNNING:
         return "healthy" if process.get("healthy") else "unhealthy"
-    if status == "paused":
+    if status == ProcessStatus.PAUSED:
         return "hung"  # SIGSTOP: alive, holding every request sent to it
-    if status == "exited":
+    if status == ProcessStatus.EXITED:
         cause = (process.get("exit") or {}).get("cause", "")
         if "killed" in cause:
             return "killed"
@@ -95,16 +99,17 @@ class Dashboard:
             for name, port in zip(config.app_names, config.app_ports, strict=False)
         }
         self.traffic = AccessLogTail(run.access_log, addresses)
-        self.experiment = ExperimentWatch(
-            run.root / "experiment.json", config.mode, self.started_at
-        )
+        self.experiment = ExperimentWatch(run.experiment, config.mode, self.started_at)
         self.reading = threading.Lock()  # the tails keep offsets: one reader at a time
         self.server: ThreadingHTTPServer | None = None
-        self.template = (
-            resources.files("sessions_lab.dashboard")
-            .joinpath("templates/dashboard.html")
-            .read_text(encoding="utf-8")
-        )
+        # Autoescaped like any page; the token and nonce are URL-safe base64,
+        # so Jinja's escaping leaves them exactly as they are.
+        self.template: Template = Environment(
+            loader=PackageLoader("sessions_lab.dashboard", "templates"),
+            autoescape=True,
+            keep_trailing_newline=True,
+            undefined=StrictUndefined,
+        ).get_template("dashboard.html")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,10 +162,10 @@ class Dashboard:
                 detail=process_detail(process, shown),
                 # When it ended (ISO, UTC): "killed by lab: SIGKILL at 10:42:07".
                 since=(process.get("exit") or {}).get("at")
-                if process.get("status") == "exited"
+                if process.get("status") == ProcessStatus.EXITED
                 else None,
-                can_kill=process.get("status") in ("running", "starting", "paused"),
-                can_start=process.get("status") in ("exited", "paused", "not started"),
+                can_kill=process.get("status") in ALIVE,
+                can_start=process.get("status") in STARTABLE,
             )
             if process.get("role") == "app":
                 card["traffic"] = per_instance.get(process["name"]) or {
@@ -200,13 +205,11 @@ class Dashboard:
         }
 
     def page(self, nonce: str) -> str:
-        return self.template.replace("{{token}}", html.escape(self.token)).replace(
-            "{{nonce}}", nonce
-        )
+        return self.template.render(token=self.token, nonce=nonce)
 
     # ------------------------------------------------------------------ actions
 
-    def perform(self, action: str, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
+    def perform(self, action: Action, body: dict[str, Any]) -> tuple[HTTPStatus, dict[str, Any]]:
         """Run a kill/start through the supervisor; the reply is the CLI's, as JSON."""
         target = body.get("target")
         known = {p.get("name") for p in self.snapshot().get("processes", [])}
@@ -216,7 +219,7 @@ class Dashboard:
                 "error": f"unknown target {target!r}: this lab runs {', '.join(sorted(known))}",
             }
         request: dict[str, Any] = {"action": action, "target": target}
-        if action == "kill":
+        if action == Action.KILL:
             signame = str(body.get("signal", "KILL")).upper().removeprefix("SIG")
             if signame not in SIGNALS:
                 return HTTPStatus.BAD_REQUEST, {

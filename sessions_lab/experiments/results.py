@@ -1,6 +1,6 @@
 """Turn one mode's raw run (Locust's files, the users file, the fault log) into summary.json.
 
-The field definitions are DESIGN.md's ``summary.json`` contract; other tools
+The field definitions are the ``summary.json`` contract of docs/architecture.md; other tools
 read it, so fields are added, never renamed. Everything here is computed
 from files, so a summary can be rebuilt from a results folder later.
 """
@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.session_checks import FAILURE_CLASSES as FAILURES
+from loadtests.session_checks import SESSION_LOSSES
+
 SCHEMA_VERSION = 1
-FAILURE_CLASSES = ("logged_out", "cart_mismatch", "csrf", "http_5xx", "connection")
-SESSION_LOSS_CLASSES = ("logged_out", "cart_mismatch")
+# The shoppers name the failure classes (loadtests/session_checks.py); the
+# summary counts them under the same names, in the same order.
+FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
+SESSION_LOSS_CLASSES = tuple(name for name in FAILURE_CLASSES if name in SESSION_LOSSES)
 
 
 @dataclass(frozen=True)

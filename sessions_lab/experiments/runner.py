@@ -4,7 +4,8 @@ Locust runs in a process of its own: importing it patches this process
 with gevent, and the lab must stay a plain Python program. For each mode:
 ``up`` → Locust headless → fire the scenario's events at their second →
 Locust ends → ``down`` → summarise. Ctrl-C tears the cluster down and keeps
-whatever results exist.
+whatever results exist. The cluster is native processes or docker compose
+(``--driver``); past ``driver_for`` the runner sees only ``Driver``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sessions_lab.cluster.binaries import find_binary
-from sessions_lab.cluster.cluster import Cluster, LabError
+from sessions_lab.cluster.driver import Driver, driver_for
+from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments import report
 from sessions_lab.experiments.results import (
     SCHEMA_VERSION,
@@ -38,8 +40,8 @@ from sessions_lab.experiments.results import (
 )
 from sessions_lab.experiments.scenarios import Scenario, stores, verdict
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
+from sessions_lab.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
 
 
@@ -88,7 +90,7 @@ class Experiment:
             return not_applicable(f"{mode} keeps no session in a separate store")
         folder = self.out / mode
         folder.mkdir(parents=True, exist_ok=True)
-        cluster = self._cluster()
+        cluster = driver_for(self.driver, self.run_dir)
         pinned = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
         affinity = self.affinity if pinned else None
         self.say(
@@ -124,18 +126,11 @@ class Experiment:
         )
         return result
 
-    def _cluster(self) -> Cluster:
-        if self.driver == "compose":
-            from sessions_lab.cluster.compose import ComposeCluster
-
-            return ComposeCluster()  # type: ignore[return-value] - the same methods, by design
-        return Cluster(self.run_dir)
-
     def _shop_and_break(
         self,
         mode: str,
-        cluster: Cluster,
-        state: dict[str, Any],
+        cluster: Driver,
+        state: Mapping[str, Any],
         folder: Path,
         events_log: list[dict[str, Any]],
         affinity: str | None,
@@ -180,7 +175,7 @@ class Experiment:
         self,
         mode: str,
         locust: subprocess.Popen,
-        cluster: Cluster,
+        cluster: Driver,
         timeline: list[Any],
         started_at: float,
         folder: Path,
@@ -211,11 +206,11 @@ class Experiment:
                 raise ExperimentError(
                     f"Locust did not finish within {self.duration + 60} s in {mode} mode"
                 )
-            time.sleep(
-                0.1
-            )  # a polling tick, not a synchronisation: the loop checks state each time
+            # The timeline's pace, not a wait for a condition: each tick fires what is
+            # due, shows progress and checks the deadline.
+            time.sleep(0.1)
 
-    def _fire(self, cluster: Cluster, event: Any, elapsed: float) -> dict[str, Any]:
+    def _fire(self, cluster: Driver, event: Any, elapsed: float) -> dict[str, Any]:
         record = {
             "t": round(elapsed, 1),
             "at": round(time.time(), 3),
@@ -239,7 +234,7 @@ class Experiment:
             record.update(ok=False, message=str(error))
         return record
 
-    def _announce(self, cluster: Cluster, mode: str, folder: Path, started_at: float) -> None:
+    def _announce(self, cluster: Driver, mode: str, folder: Path, started_at: float) -> None:
         """Tell onlookers (the live dashboard) where this run's live files are."""
         live = {
             "scenario": self.scenario.name,
@@ -250,14 +245,13 @@ class Experiment:
             "events": str((folder / "events.jsonl").resolve()),
             "users": str((folder / "users.jsonl").resolve()),
         }
-        (cluster.run.root / "experiment.json").write_text(json.dumps(live, indent=2) + "\n")
+        cluster.run.experiment.write_text(json.dumps(live, indent=2) + "\n")
 
-    def _keep_logs(self, cluster: Cluster, folder: Path) -> None:
+    def _keep_logs(self, cluster: Driver, folder: Path) -> None:
         """Every process's log and nginx's access log, beside the Locust files."""
-        if hasattr(cluster, "collect_logs"):  # compose: the logs live in the containers
-            cluster.collect_logs()
-        if cluster.run.logs.exists():
-            shutil.copytree(cluster.run.logs, folder / "logs", dirs_exist_ok=True)
+        logs = cluster.collect_logs()
+        if logs.exists():
+            shutil.copytree(logs, folder / "logs", dirs_exist_ok=True)
 
     # ------------------------------------------------------------------ summary
 

@@ -1,1 +1,1 @@
-"""The JSON API of DESIGN.md: the contract Locust, the tests and other clients rely on."""
+"""The JSON API of docs/architecture.md: the contract Locust, the tests and other clients rely on."""

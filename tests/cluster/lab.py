@@ -20,11 +20,11 @@ import pytest
 import requests
 
 from sessions_lab.cluster import postgres
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.config import RunFolder
 from sessions_lab.cluster.network import free_port
 from sessions_lab.cluster.processes import group_members, is_alive, signal_group
 from sessions_lab.modes import get_mode
+from sessions_lab.paths import PROJECT_ROOT
 
 DEMO_PASSWORD = "demo-password"
 

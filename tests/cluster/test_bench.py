@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.network import free_port
+from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 
 pytestmark = pytest.mark.cluster

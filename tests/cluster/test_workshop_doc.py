@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.network import free_port
+from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 
 pytestmark = pytest.mark.cluster

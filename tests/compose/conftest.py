@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions_lab.cluster.compose import DEPLOY_DIR, render_deploy
+from sessions_lab.cluster.compose_files import DEPLOY_DIR, render_deploy
 
 # Fixed, made-up keys: the tests compare them across targets, and nothing
 # here must depend on a developer's real deploy/.env.

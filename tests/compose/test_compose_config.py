@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions_lab.cluster.compose import affinities_for, variant_name
+from sessions_lab.cluster.compose_files import affinities_for, variant_name
 from sessions_lab.modes import MODE_NAMES
 from tests.compose.conftest import ComposeRun
 

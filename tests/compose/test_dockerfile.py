@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from sessions_lab.cluster.compose import DEPLOY_DIR, PROJECT_ROOT
+from sessions_lab.cluster.compose_files import DEPLOY_DIR
+from sessions_lab.paths import PROJECT_ROOT
 from tests.compose.conftest import hadolint_binary
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from sessions_lab.cluster.cluster import LabError
-from sessions_lab.cluster.compose import WAIT_FOR_OLD_WORKERS, ComposeCluster, write_env
+from sessions_lab.cluster.compose import WAIT_FOR_OLD_WORKERS, ComposeCluster
+from sessions_lab.cluster.compose_files import write_env
+from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments.scenarios import get_scenario
 
 FAKE_DOCKER = f"""#!{sys.executable}

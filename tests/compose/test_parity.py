@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 import yaml
 
-from sessions_lab.cluster import compose as compose_target
+from sessions_lab.cluster import compose_files as compose_target
 from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
 from sessions_lab.cluster.binaries import find_binary
 from sessions_lab.cluster.config import LabConfig, RunFolder

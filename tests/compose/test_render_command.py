@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sessions_lab import cli
-from sessions_lab.cluster import compose
+from sessions_lab.cluster import compose_files as compose
 
 
 @pytest.fixture

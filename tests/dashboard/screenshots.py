@@ -25,8 +25,8 @@ from typing import Any
 
 import requests
 
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.network import free_port
+from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 from tests.dashboard.browser import chromium
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from sessions_lab.cluster.apps import PROJECT_ROOT
 from sessions_lab.cluster.network import free_port
+from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 
 pytestmark = pytest.mark.cluster

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from sessions_lab.cluster.cluster import SIGNALS as CLI_SIGNALS
 from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.control import SIGNALS
+from sessions_lab.cluster.control import SIGNALS as CLI_SIGNALS
 from sessions_lab.cluster.network import free_port
 from sessions_lab.dashboard import Dashboard
 from sessions_lab.dashboard.guard import (
@@ -28,7 +29,6 @@ from sessions_lab.dashboard.guard import (
     is_loopback_peer,
     refusal,
 )
-from sessions_lab.dashboard.server import SIGNALS
 
 
 class StandInSupervisor:
