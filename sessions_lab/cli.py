@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("target", help=f"{TARGET_HELP}, supervisor, prepare-database or access")
     logs.add_argument("-n", "--lines", type=int, default=40)
     add("down", help="stop every process of the lab")
+    manage = add(
+        "manage", help="a Django command in the lab's environment (e.g. seed_catalog 1500)"
+    )
+    manage.add_argument("arguments", nargs=argparse.REMAINDER, help="manage.py's arguments")
+    fill = add("fill-cart", help="add cart lines as `demo` until N, or until the shop refuses")
+    fill.add_argument("--lines", type=int, default=1400, help="lines to add (default: 1400)")
     add("doctor", help="which nginx / Redis / PostgreSQL binaries and versions")
     render = add(
         "render", help="write deploy/'s nginx and Redis configs (and deploy/.env if missing)"
@@ -292,6 +298,27 @@ def run(args: argparse.Namespace) -> int:
         print(cluster.down())
     elif args.command == "doctor":
         return doctor()
+    elif args.command == "manage":
+        from sessions_lab.shop_commands import manage
+
+        arguments = list(args.arguments)
+        if "--run-dir" in arguments[:-1]:  # after the command, yet the lab's, not Django's
+            at = arguments.index("--run-dir")
+            cluster = Cluster(arguments[at + 1])
+            del arguments[at : at + 2]
+        if not arguments:
+            raise LabError("say which command: `sessions-lab manage seed_catalog 1500`")
+        manage(cluster, arguments)
+    elif args.command == "fill-cart":
+        from sessions_lab.shop_commands import describe, fill_cart
+
+        if not 1 <= args.lines <= 5000:
+            raise LabError("--lines must be 1..5000")
+        print(
+            describe(
+                fill_cart(cluster, args.lines, os.environ.get("DEMO_PASSWORD", "demo-password"))
+            )
+        )
     elif args.command == "experiment":
         return experiment(args)
     elif args.command == "attack":
