@@ -165,3 +165,54 @@ def test_fault_events_are_placed_on_the_load_s_clock(tmp_path: Path) -> None:
         ModeRun(tmp_path / "db", events, pinned=False, started_at=1000.0), "x", lambda r: ""
     )
     assert result["events"][0]["t"] == 4.5
+
+
+def summary_of(*modes: str) -> dict:
+    return {
+        "scenario": "kill-one", "instances": 3, "users": 6, "duration_s": 15,
+        "affinity": "cookie", "db": "sqlite", "redis_persistence": "none",
+        "modes": {mode: {} for mode in modes},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("modes", "says_affinity", "says_persistence"),
+    [
+        (("sticky", "redis"), True, True),
+        (("redis", "db"), False, True),
+        (("db", "cookie", "jwt"), False, False),
+        (("sticky",), True, False),
+    ],
+)
+def test_the_headline_names_affinity_and_persistence_only_where_a_mode_uses_them(
+    modes: tuple[str, ...], says_affinity: bool, says_persistence: bool
+) -> None:
+    from sessions_lab.experiments.report import headline
+
+    line = headline(summary_of(*modes))
+    assert ("affinity cookie" in line) is says_affinity
+    assert ("Redis persistence none" in line) is says_persistence
+    assert "sqlite" in line
+
+
+def test_each_mode_keeps_only_the_log_lines_its_own_run_wrote(tmp_path: Path) -> None:
+    from sessions_lab.experiments.runner import Experiment, log_sizes
+
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "app1.log").write_text("an earlier run\n")
+    marks = log_sizes(logs)
+    with (logs / "app1.log").open("a") as log:
+        log.write("this run\n")
+    (logs / "nginx.log").write_text("new this run\n")
+
+    class Driver:
+        run = type("Run", (), {"logs": logs})()
+
+        def collect_logs(self) -> Path:
+            return logs
+
+    (tmp_path / "mode").mkdir()
+    Experiment._keep_logs(None, Driver(), tmp_path / "mode", marks)  # type: ignore[arg-type]
+    assert (tmp_path / "mode" / "logs" / "app1.log").read_text() == "this run\n"
+    assert (tmp_path / "mode" / "logs" / "nginx.log").read_text() == "new this run\n"

@@ -37,6 +37,7 @@ from sessions_lab.experiments.charts import (
     time_chart,
 )
 from sessions_lab.experiments.results import FAILURE_CLASSES, read_jsonl
+from sessions_lab.modes import MODES, LoadBalancing, get_mode
 
 
 def _fmt_ms(value: Any) -> str:
@@ -89,10 +90,24 @@ HEADERS = [
 
 
 def headline(summary: dict[str, Any]) -> str:
+    """The run in one line; affinity and Redis persistence only where a mode of it uses them."""
+    modes = [get_mode(name) for name in summary["modes"] if name in MODES]
+    options = [
+        *(
+            [f"affinity {summary['affinity']}"]
+            if any(mode.load_balancing is LoadBalancing.AFFINITY for mode in modes)
+            else []
+        ),
+        summary["db"],
+        *(
+            [f"Redis persistence {summary['redis_persistence']}"]
+            if any(mode.uses_redis for mode in modes)
+            else []
+        ),
+    ]
     return (
         f"{summary['scenario']}: {summary['instances']} instances, {summary['users']} users, "
-        f"{summary['duration_s']} s (affinity {summary['affinity']}, {summary['db']}, "
-        f"Redis persistence {summary['redis_persistence']})"
+        f"{summary['duration_s']} s ({', '.join(options)})"
     )
 
 

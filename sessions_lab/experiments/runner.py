@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +96,9 @@ class Experiment:
             f"[{mode}] starting {self.instances} instances"
             + (f" ({affinity} affinity)" if affinity else "")
         )
+        # The run folder's logs outlive a run (and hold a user's own traffic
+        # too): this mode keeps only what is written from here on.
+        log_marks = log_sizes(cluster.run.logs)
         state = cluster.up(
             mode,
             instances=self.instances,
@@ -110,7 +112,7 @@ class Experiment:
         try:
             started_at = self._shop_and_break(mode, cluster, state, folder, events_log, affinity)
         finally:
-            self._keep_logs(cluster, folder)
+            self._keep_logs(cluster, folder, log_marks)
             cluster.down()
         run = ModeRun(folder=folder, events=events_log, pinned=pinned, started_at=started_at)
         check_measured(run, mode)
@@ -247,11 +249,18 @@ class Experiment:
         }
         cluster.run.experiment.write_text(json.dumps(live, indent=2) + "\n")
 
-    def _keep_logs(self, cluster: Driver, folder: Path) -> None:
-        """Every process's log and nginx's access log, beside the Locust files."""
+    def _keep_logs(self, cluster: Driver, folder: Path, marks: dict[str, int]) -> None:
+        """Every process's log and nginx's access log, beside the Locust files: what this
+        mode's run wrote, from the sizes ``marks`` had before it."""
         logs = cluster.collect_logs()
-        if logs.exists():
-            shutil.copytree(logs, folder / "logs", dirs_exist_ok=True)
+        if not logs.exists():
+            return
+        kept = folder / "logs"
+        kept.mkdir(exist_ok=True)
+        for log in sorted(path for path in logs.iterdir() if path.is_file()):
+            with log.open("rb") as source:
+                source.seek(marks.get(log.name, 0) if logs == cluster.run.logs else 0)
+                (kept / log.name).write_bytes(source.read())
 
     # ------------------------------------------------------------------ summary
 
@@ -274,6 +283,13 @@ class Experiment:
     def _write(self, summary: dict[str, Any]) -> None:
         write_summary(self.out / "summary.json", summary)
         report.write_reports(summary, self.out)
+
+
+def log_sizes(folder: Path) -> dict[str, int]:
+    """How long each log of ``folder`` is now: where this run's part of it begins."""
+    if not folder.is_dir():
+        return {}
+    return {path.name: path.stat().st_size for path in folder.iterdir() if path.is_file()}
 
 
 def check_measured(run: ModeRun, mode: str) -> None:
