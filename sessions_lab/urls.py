@@ -1,9 +1,11 @@
 """URLs: the shop's pages, its JSON API, the API schema, and the health check."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from shop import views
+from shop.api import errors as api_errors
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -22,6 +24,12 @@ urlpatterns = [
     path("accounts/logout/", views.logout_page, name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: whatever else is under /api/ is a JSON 404, not Django's HTML page.
+    re_path(r"^api(?:/|$)", api_errors.not_found, name=api_errors.NOT_FOUND_ROUTE),
 ]
 
-handler500 = views.server_error  # an unreachable session store is a 503 (see there)
+# Django's error pages, except under /api/, where the answer is JSON too.
+handler400 = api_errors.json_under_api(defaults.bad_request)
+handler403 = api_errors.json_under_api(defaults.permission_denied)
+# An unreachable session store is a 503 (see shop.views.server_error).
+handler500 = api_errors.json_under_api(views.server_error)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-from sessions_lab.modes import get_mode
+from sessions_lab.modes import Mode, get_mode
 from shop import login_throttle, services
 from shop.api import serializers
 from shop.api.authentication import BearerAuthentication
@@ -62,8 +62,30 @@ def credentials(request: Request) -> tuple[str, str]:
     return body.validated_data["username"], body.validated_data["password"]
 
 
+def _current_mode() -> Mode:
+    return get_mode(settings.SESSION_MODE)
+
+
 def _is_jwt_mode() -> bool:
-    return get_mode(settings.SESSION_MODE).is_jwt
+    return _current_mode().is_jwt
+
+
+def error_answer(description: str) -> OpenApiResponse:
+    """An error answer in the schema: always ``{"detail": "..."}``."""
+    return OpenApiResponse(serializers.ErrorSerializer, description=description)
+
+
+MALFORMED = "A malformed body: not JSON, or a field missing, of the wrong type or out of bounds."
+THROTTLED = "Too many failed logins for this account or from this client."
+
+# Ids are BigAutoField values: positive, at most 2**63 - 1. Any other integer
+# is an unknown product (404); anything else misses the route, also a JSON 404.
+PRODUCT_ID = OpenApiParameter(
+    "product_id",
+    {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    OpenApiParameter.PATH,
+    description="A product's id, as /api/products/ lists it.",
+)
 
 
 class JSONOnly(DefaultContentNegotiation):
@@ -93,22 +115,36 @@ class ShopAPI:
         return [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
 
-class SessionModesOnly:
-    """Answers 404 in ``jwt`` mode, before authentication (there is no session to log into)."""
+class ServedInSomeModes:
+    """A view only some modes serve: 404 in the others, before authentication.
+
+    ``served_in`` is also what leaves the view out of those modes' OpenAPI schema.
+    """
+
+    @classmethod
+    def served_in(cls, mode: Mode) -> bool:
+        raise NotImplementedError
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if _is_jwt_mode():
+        if not self.served_in(_current_mode()):
             raise exceptions.NotFound()
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
 
-class JWTModeOnly:
-    """Answers 404 in the session modes: they hand out no tokens."""
+class SessionModesOnly(ServedInSomeModes):
+    """Not in ``jwt`` mode: there is no session to log into."""
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if not _is_jwt_mode():
-            raise exceptions.NotFound()
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+    @classmethod
+    def served_in(cls, mode: Mode) -> bool:
+        return not mode.is_jwt
+
+
+class JWTModeOnly(ServedInSomeModes):
+    """Only in ``jwt`` mode: the session modes hand out no tokens."""
+
+    @classmethod
+    def served_in(cls, mode: Mode) -> bool:
+        return mode.is_jwt
 
 
 class CartAccess(BasePermission):
@@ -132,7 +168,7 @@ def _store(request: Request) -> CartStore:
     return store
 
 
-@extend_schema(responses=serializers.WhoAmISerializer)
+@extend_schema(responses={200: serializers.WhoAmISerializer})
 class WhoAmIView(ShopAPI, APIView):
     """Who this request is, which instance answered, and where the session lives; sets the CSRF cookie."""
 
@@ -160,6 +196,11 @@ class ProductListView(ShopAPI, generics.ListAPIView):
 
     serializer_class = serializers.ProductSerializer
     pagination_class = None
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        # The same for everyone, so it never loads the session: the catalog
+        # keeps answering while the session store is down.
+        return []
 
     def get_queryset(self):
         products = Product.objects.all()
@@ -209,7 +250,7 @@ class CartView(ShopAPI, APIView):
                 )
         return super().dispatch(request, *args, **kwargs)
 
-    @extend_schema(responses=serializers.CartSerializer)
+    @extend_schema(responses={200: serializers.CartSerializer})
     def get(self, request: Request) -> Response:
         return Response(cart_body(_store(request).load()))
 
@@ -225,7 +266,17 @@ class CartItemView(ShopAPI, APIView):
         except Product.DoesNotExist:
             raise exceptions.NotFound(f"Unknown product {product_id}.") from None
 
-    @extend_schema(request=serializers.QuantitySerializer, responses=serializers.CartSerializer)
+    @extend_schema(
+        parameters=[PRODUCT_ID],
+        request=serializers.QuantitySerializer,
+        responses={
+            200: serializers.CartSerializer,
+            400: error_answer(
+                f"{MALFORMED} Or a cart past the 4 KB of a signed-cookie session (then: fewer lines)."
+            ),
+            404: error_answer("No product with this id."),
+        },
+    )
     def put(self, request: Request, product_id: int) -> Response:
         product = self._product(product_id)
         body = serializers.QuantitySerializer(data=request.data)
@@ -236,7 +287,12 @@ class CartItemView(ShopAPI, APIView):
             raise exceptions.ValidationError(str(error)) from None
         return Response(cart_body(cart))
 
-    @extend_schema(request=None, responses=serializers.CartSerializer)
+    @extend_schema(
+        parameters=[PRODUCT_ID],
+        request=None,
+        # 200 with the cart, not 204: the client sees the new total at once.
+        responses={200: serializers.CartSerializer, 404: error_answer("No product with this id.")},
+    )
     def delete(self, request: Request, product_id: int) -> Response:
         product = self._product(product_id)
         return Response(cart_body(services.cart_remove_item(_store(request), product)))
@@ -247,7 +303,13 @@ class CheckoutView(ShopAPI, APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={201: serializers.OrderCreatedSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            201: serializers.OrderCreatedSerializer,
+            400: error_answer("The cart is empty."),
+        },
+    )
     def post(self, request: Request) -> Response:
         try:
             order = services.order_place(request.user, _store(request))
@@ -262,7 +324,13 @@ class SessionLoginView(ShopAPI, SessionModesOnly, APIView):
     """Log in with a session; the session id is rotated, the anonymous cart kept."""
 
     @extend_schema(
-        request=serializers.CredentialsSerializer, responses=serializers.WhoAmISerializer
+        request=serializers.CredentialsSerializer,
+        responses={
+            200: serializers.LoggedInSerializer,
+            400: error_answer(MALFORMED),
+            401: error_answer("Wrong username or password."),
+            429: error_answer(THROTTLED),
+        },
     )
     def post(self, request: Request) -> Response:
         user = checked_login(request, *credentials(request))
@@ -273,7 +341,7 @@ class SessionLoginView(ShopAPI, SessionModesOnly, APIView):
 class SessionLogoutView(ShopAPI, SessionModesOnly, APIView):
     """End the session: server-side modes forget it; a copied signed cookie stays valid."""
 
-    @extend_schema(request=None, responses=serializers.DetailSerializer)
+    @extend_schema(request=None, responses={200: serializers.DetailSerializer})
     def post(self, request: Request) -> Response:
         logout(request._request)
         return Response({"detail": "Logged out."})
@@ -289,21 +357,49 @@ class TokenObtainView(JWTModeOnly, APIView):
         return f'Bearer realm="{self.www_authenticate_realm}"'
 
     @extend_schema(
-        request=serializers.CredentialsSerializer, responses=serializers.TokenPairSerializer
+        request=serializers.CredentialsSerializer,
+        responses={
+            200: serializers.TokenPairSerializer,
+            400: error_answer(MALFORMED),
+            401: error_answer("Wrong username or password."),
+            429: error_answer(THROTTLED),
+        },
     )
     def post(self, request: Request) -> Response:
         access, refresh = issue_tokens(checked_login(request, *credentials(request)))
         return Response({"access": access, "refresh": refresh})
 
 
+INVALID_REFRESH = "Not a refresh token, or an expired or blacklisted one, or its user is inactive."
+
+
+@extend_schema(
+    request=serializers.RefreshSerializer,
+    responses={
+        200: serializers.TokenPairSerializer,
+        400: error_answer(MALFORMED),
+        401: error_answer(INVALID_REFRESH),
+    },
+)
 class TokenRefreshView(JWTModeOnly, jwt_views.TokenRefreshView):
     """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
+
+    serializer_class = serializers.TokenRefreshBody
 
 
 class TokenLogoutView(JWTModeOnly, jwt_views.TokenBlacklistView):
     """Blacklist a refresh token. The access token stays valid until it expires."""
 
-    @extend_schema(request=serializers.RefreshSerializer, responses=serializers.DetailSerializer)
+    serializer_class = serializers.TokenBlacklistBody
+
+    @extend_schema(
+        request=serializers.RefreshSerializer,
+        responses={
+            200: serializers.DetailSerializer,
+            400: error_answer(MALFORMED),
+            401: error_answer(INVALID_REFRESH),
+        },
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         super().post(request, *args, **kwargs)
         return Response({"detail": "Logged out. The access token stays valid until it expires."})

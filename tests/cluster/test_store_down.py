@@ -1,4 +1,5 @@
-"""Redis down in `redis` mode, through nginx: every session request says 503 and why; the rest answers."""
+"""Redis down in `redis` mode, through nginx: every session request says 503 and why; the rest
+answers (the health check, the catalog)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_with_redis_down_session_requests_say_503_and_the_instances_stay_in_rota
         assert answer.headers["Retry-After"]
         assert "session store" in answer.json()["detail"].lower()
         assert requests.get(f"{lab.url}/healthz", timeout=10).status_code == 200
+        assert requests.get(f"{lab.url}/api/products/", timeout=10).status_code == 200
 
     lab.cli("start", "redis")
     # Redis came back empty (no persistence): the session is gone, and the
