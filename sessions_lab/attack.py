@@ -7,7 +7,8 @@ says what the mode promises, what happened, and whether that is the promise
 kept. A mode that cannot keep a promise (a signed cookie cannot be revoked)
 predicts that too: the table shows it plainly rather than calling it a bug.
 What a mode promises comes from its record in ``sessions_lab.modes`` (what
-the client carries, whether logout revokes it), never from its name.
+the client carries, whether logout revokes it, what a logout does while the
+store is down), never from its name.
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ WHY_LOGOUT_CANNOT_REVOKE: dict[Credential, str] = {
 }
 
 
+# The replays above run with every server up; what a logout does while the
+# mode's store is down is the registry's promise, shown under this heading.
+LOGOUT_WHILE_STORE_DOWN = "A logout while the mode's store is down:"
+
+
 def run_attacks(base: str, mode: str, user: str = "user1") -> list[Outcome]:
     outcomes: list[Outcome] = []
     carries_token = get_mode(mode).credential is Credential.JWT
@@ -187,12 +193,15 @@ def table(results: dict[str, list[Outcome]]) -> str:
             lines.append(
                 f"| {mode} | {outcome.attack} | {outcome.expected} | {observed} | {mark} |"
             )
-    # One note per mode whose logout cannot revoke a copy, in the registry's
-    # order whatever order the results came in.
+    # One note per mode whose logout cannot revoke a copy, then what each
+    # mode's logout does while its store is down, in the registry's order
+    # whatever order the results came in.
     shown = [mode for name, mode in MODES.items() if name in results]
     notes = [
         f"{mode.name}: {WHY_LOGOUT_CANNOT_REVOKE[mode.credential]}"
         for mode in shown
         if not mode.logout_revokes_credential
     ]
+    notes += [*([""] if notes else []), LOGOUT_WHILE_STORE_DOWN]
+    notes += [f"{mode.name}: {mode.logout_while_store_down_text}." for mode in shown]
     return "\n".join([*lines, "", *notes]) + "\n"

@@ -36,6 +36,18 @@ class StoreServer(StrEnum):
     DATABASE = "database"
 
 
+class OutageLogout(StrEnum):
+    """What a logout does while the server holding the session cannot be reached."""
+
+    # The session lives in an instance's memory or in the cookie: there is no
+    # store server to be down, so a logout never waits on one.
+    NO_STORE_SERVER = "no store server"
+    # The logout fails loudly and changes nothing: the user stays logged in,
+    # is told so, and may retry. Never "logged out" with a copy left behind
+    # to be served again when the store returns.
+    REFUSED = "refused"
+
+
 class Credential(StrEnum):
     """What the client carries from request to request, which is what a thief would copy."""
 
@@ -71,7 +83,7 @@ REST_FRAMEWORK_BASE: dict[str, Any] = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "shop.api.schema.ShopSchema",  # per mode: see there
     "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -86,7 +98,7 @@ JWT_AUTHENTICATION = [
 SESSION_CACHE_KEY_PREFIX = "sessions-lab"
 
 
-def _redis_cache(env: Mapping[str, str], *, ignore_exceptions: bool = False) -> dict[str, Any]:
+def _redis_cache(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": env.get("REDIS_URL", "redis://127.0.0.1:6380/0"),
@@ -96,7 +108,9 @@ def _redis_cache(env: Mapping[str, str], *, ignore_exceptions: bool = False) -> 
             # A dead Redis must show up quickly, not hang each request.
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
-            "IGNORE_EXCEPTIONS": ignore_exceptions,
+            # Errors reach the engine, which decides per operation: see
+            # _redis_session_store and _redis_in_front_of_db.
+            "IGNORE_EXCEPTIONS": False,
         },
     }
 
@@ -108,9 +122,12 @@ def _redis_session_store(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _redis_in_front_of_db(env: Mapping[str, str]) -> dict[str, Any]:
-    # The database holds the truth and Redis a copy: while Redis is down,
-    # cached_db reads and writes the database and carries on.
-    return _redis_cache(env, ignore_exceptions=True)
+    # The database holds the truth and Redis a copy. Errors are not ignored
+    # here (Django's engine relies on IGNORE_EXCEPTIONS to carry on): the
+    # engine reads the row when Redis cannot answer, and refuses a change it
+    # cannot first clear from Redis, as a silently failed DELETE is a logout
+    # whose copy is served again when Redis returns (shop/sessions/cached_db.py).
+    return _redis_cache(env)
 
 
 def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
@@ -164,6 +181,16 @@ class Mode:
     False where the credential carries its own proof (a signed cookie, an
     access token): nothing on the server can recall it before it expires.
     """
+    logout_while_store_down: OutageLogout
+    """What a logout does while ``store_server`` cannot be reached (down, paused, partitioned).
+
+    ``REFUSED``: a 5xx that says so — 503 with Retry-After where the store is
+    Redis (``shop.views.server_error``), Django's 500 where it is the
+    database — and the session is unchanged, still logged in. ``cached_db``
+    keeps it only because its engine clears Redis before the row: Django's
+    own engine, ignoring Redis errors, answers "logged out" and serves the
+    copy again when Redis returns.
+    """
     session_cache: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
 
     def settings(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -199,6 +226,21 @@ class Mode:
         return self.session_engine is None
 
     @property
+    def logout_while_store_down_text(self) -> str:
+        """``logout_while_store_down`` in a few words: the README's table, the inspector, ``attack``."""
+        if self.logout_while_store_down is OutageLogout.NO_STORE_SERVER:
+            ending = (
+                "logout always ends the session"
+                if self.logout_revokes_credential
+                else "logout clears the cookie, a copy stays valid"
+            )
+            return f"no store server: {ending}"
+        server, status = (
+            ("Redis", 503) if self.store_server is StoreServer.REDIS else ("the database", 500)
+        )
+        return f"refused ({status}) until {server} is back: still logged in"
+
+    @property
     def uses_redis(self) -> bool:
         """The lab must run Redis for this mode."""
         return self.store_server is StoreServer.REDIS
@@ -219,6 +261,7 @@ MODES: dict[str, Mode] = {
             backed_by_database=False,
             keeps_sessions_on_instance_death=False,
             logout_revokes_credential=True,
+            logout_while_store_down=OutageLogout.NO_STORE_SERVER,
         ),
         Mode(
             name="redis",
@@ -236,6 +279,8 @@ MODES: dict[str, Mode] = {
             backed_by_database=False,
             keeps_sessions_on_instance_death=True,
             logout_revokes_credential=True,
+            # Loading the session fails first: nothing is deleted (shop/sessions/cache.py).
+            logout_while_store_down=OutageLogout.REFUSED,
         ),
         Mode(
             name="db",
@@ -250,19 +295,25 @@ MODES: dict[str, Mode] = {
             backed_by_database=False,  # the database is the store itself
             keeps_sessions_on_instance_death=True,
             logout_revokes_credential=True,
+            # The row cannot be read or deleted: the request fails with the database.
+            logout_while_store_down=OutageLogout.REFUSED,
         ),
         Mode(
             name="cached_db",
             summary="Reads from Redis, writes through to the database: survives either restart.",
             store="Redis, written through to a row in django_session",
             load_balancing=LoadBalancing.ROUND_ROBIN,
-            session_engine="django.contrib.sessions.backends.cached_db",
+            # Django's cached_db engine, except that a change it cannot first
+            # clear from Redis is refused: see shop/sessions/cached_db.py.
+            session_engine="shop.sessions.cached_db",
             session_cache=_redis_in_front_of_db,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.REDIS,
             backed_by_database=True,
             keeps_sessions_on_instance_death=True,
             logout_revokes_credential=True,
+            # Redis's copy is deleted first, or the logout refused (shop/sessions/cached_db.py).
+            logout_while_store_down=OutageLogout.REFUSED,
         ),
         Mode(
             name="cookie",
@@ -277,6 +328,7 @@ MODES: dict[str, Mode] = {
             # Logout clears the browser's cookie, but a copy stays valid until
             # it expires: the price of keeping no server state.
             logout_revokes_credential=False,
+            logout_while_store_down=OutageLogout.NO_STORE_SERVER,
         ),
         Mode(
             name="jwt",
@@ -294,6 +346,8 @@ MODES: dict[str, Mode] = {
             # Logout blacklists the refresh token; an access token is checked
             # by signature alone and works until its exp.
             logout_revokes_credential=False,
+            # Blacklisting the refresh token needs the database.
+            logout_while_store_down=OutageLogout.REFUSED,
         ),
     )
 }

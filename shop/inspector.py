@@ -3,7 +3,8 @@
 It names the place this mode keeps the session — the lesson of the whole
 lab — and its size, read from the mode's record (what the client carries,
 which server holds the session, whether the database backs it) rather than
-its name. Session keys are shown shortened: the full key is a credential and
+its name; and what a logout does while that server is down, in the
+registry's own words, so a user who cannot log out knows why. Session keys are shown shortened: the full key is a credential and
 does not belong in a page.
 """
 
@@ -78,9 +79,11 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
 def inspector(request: HttpRequest) -> dict[str, Any]:
     """Everything the footer shows."""
     user = request.user
+    mode = get_mode(settings.SESSION_MODE)
     return {
         "mode": settings.SESSION_MODE,
-        "mode_summary": get_mode(settings.SESSION_MODE).summary,
+        "mode_summary": mode.summary,
+        "logout_while_store_down": mode.logout_while_store_down_text,
         "instance": settings.INSTANCE_NAME,
         "authenticated": user.is_authenticated,
         "username": user.get_username() if user.is_authenticated else "",

@@ -28,27 +28,50 @@ from shop.jwt_cookies import (
     set_token_cookies,
 )
 from shop.models import Product
-from shop.sessions.cache import UNREACHABLE
+from shop.sessions.errors import UNREACHABLE, SessionChangeRefused
 
+# True whatever Redis's persistence: the shop cannot know whether it will come back with its data.
 SESSION_STORE_DOWN = (
-    "The session store (Redis) cannot be reached. Nothing is lost: try again in a moment."
+    "The session store (Redis) cannot be reached: try again in a moment. Your session is "
+    "kept there only, so it is intact if Redis comes back with its data."
 )
+SESSION_NOT_CHANGED = (
+    "The session store (Redis) cannot be reached, so your session was not changed: "
+    "try again in a moment."
+)
+LOGOUT_REFUSED = (
+    "Could not log you out: the session store (Redis) cannot be reached, so your session "
+    "is unchanged. Try again in a moment."
+)
+# The routes that end a session: failing there, the answer must say the logout did not happen.
+LOGOUT_ROUTES = frozenset({"logout", "api-session-logout"})
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's 500 page, except that an unreachable session store is a 503 that says so.
 
     In ``redis`` mode Redis holds the only copy of every session, and a request
-    fails rather than treat its visitor as a stranger (``shop.sessions.cache``):
-    that failure is the store's, not the shop's, and the client should retry.
+    fails rather than treat its visitor as a stranger (``shop.sessions.cache``);
+    in ``cached_db`` mode a change to a session that cannot first be cleared
+    from Redis is refused (``shop.sessions.cached_db``). Either failure is the
+    store's, not the shop's: nothing was changed, and the client should retry.
+    A logout says plainly that it did not happen — the user is still logged
+    in — rather than leave them to believe a shared computer is safe.
     """
-    if not isinstance(sys.exc_info()[1], UNREACHABLE):
+    error = sys.exc_info()[1]
+    if not isinstance(error, UNREACHABLE):
         return defaults.server_error(request)
+    if getattr(request.resolver_match, "url_name", None) in LOGOUT_ROUTES:
+        message = LOGOUT_REFUSED
+    elif isinstance(error, SessionChangeRefused):
+        message = SESSION_NOT_CHANGED
+    else:
+        message = SESSION_STORE_DOWN
     headers = {"Retry-After": "5"}
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": SESSION_STORE_DOWN}, status=503, headers=headers)
+        return JsonResponse({"detail": message}, status=503, headers=headers)
     return HttpResponse(
-        SESSION_STORE_DOWN, status=503, headers=headers, content_type="text/plain; charset=utf-8"
+        message, status=503, headers=headers, content_type="text/plain; charset=utf-8"
     )
 
 

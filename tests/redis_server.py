@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +13,9 @@ from pathlib import Path
 import redis
 
 from sessions_lab.cluster.binaries import find_binary
+
+# The servers running now, by URL: what ``paused`` signals.
+RUNNING: dict[str, subprocess.Popen[bytes]] = {}
 
 
 def free_port() -> int:
@@ -57,8 +61,10 @@ def redis_server(workdir: Path) -> Iterator[str]:
                         f"{binary.path} did not start: {(workdir / 'redis.log').read_text()}"
                     ) from None
                 time.sleep(0.02)
+        RUNNING[url] = process
         yield url
     finally:
+        RUNNING.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=5)
@@ -66,3 +72,19 @@ def redis_server(workdir: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def paused(url: str) -> Iterator[None]:
+    """SIGSTOP the server at ``url`` for the block, as ``sessions-lab kill redis --signal STOP``.
+
+    A paused server still accepts connections (the kernel does) but answers
+    nothing: each command times out after the client's SOCKET_TIMEOUT, the
+    hardest outage for a client to tell apart from a slow answer.
+    """
+    process = RUNNING[url]
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)

@@ -301,16 +301,22 @@ def test_session_and_token_endpoints_exist_only_in_their_modes(shopper: Shopper,
         assert token_status == 404
 
 
-def test_cached_db_carries_on_from_the_database_while_redis_is_down(settings, demo_user) -> None:
+def test_cached_db_reads_from_the_database_while_redis_is_down_and_refuses_changes(
+    settings, demo_user
+) -> None:
     from tests.conftest import apply_mode
 
     apply_mode(settings, "cached_db", "redis://127.0.0.1:9/0")  # nothing listens on port 9
     shopper = Shopper("cached_db")
-    assert shopper.login().status_code == 200
-    product = first_products(1)[0]
-    assert shopper.set_quantity(product, 2).status_code == 200
-    assert shopper.whoami()["authenticated"] is True
-    assert shopper.cart_lines() == {product: 2}
+    shopper.client.raise_request_exception = False  # as a server answers
+    assert shopper.login().status_code == 200  # a new session needs no Redis
+    assert shopper.whoami()["authenticated"] is True  # read from the row
+    # A change to an existing session would leave Redis's copy behind: refused, nothing changed.
+    refused = shopper.set_quantity(first_products(1)[0], 2)
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "5"
+    assert "your session was not changed" in refused.json()["detail"]
+    assert shopper.cart_lines() == {}
 
 
 def test_redis_mode_fails_loudly_rather_than_forget_everyone_while_redis_is_down(

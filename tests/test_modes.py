@@ -23,6 +23,7 @@ from sessions_lab.modes import (
     MODES,
     Credential,
     LoadBalancing,
+    OutageLogout,
     StoreServer,
     get_mode,
 )
@@ -155,6 +156,27 @@ def test_only_cached_db_keeps_every_session_when_redis_comes_back_empty() -> Non
 
 def test_only_cookie_and_jwt_cannot_revoke_a_copied_credential_at_logout() -> None:
     assert modes_where(lambda m: not m.logout_revokes_credential) == ["cookie", "jwt"]
+
+
+def test_a_logout_the_store_cannot_complete_is_refused_wherever_there_is_a_store() -> None:
+    assert {m.name: m.logout_while_store_down for m in MODES.values()} == {
+        "sticky": OutageLogout.NO_STORE_SERVER,
+        "redis": OutageLogout.REFUSED,
+        "db": OutageLogout.REFUSED,
+        "cached_db": OutageLogout.REFUSED,
+        "cookie": OutageLogout.NO_STORE_SERVER,
+        "jwt": OutageLogout.REFUSED,
+    }
+    assert modes_where(lambda m: m.logout_while_store_down is OutageLogout.NO_STORE_SERVER) == (
+        modes_where(lambda m: m.store_server is StoreServer.NONE)
+    )
+
+
+def test_the_readme_table_shows_each_logout_promise_in_the_registrys_words() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for mode in MODES.values():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{mode.name}` |"))
+        assert row.endswith(f"| {mode.logout_while_store_down_text} |"), row
 
 
 def test_what_the_client_carries_in_each_mode() -> None:

@@ -1,10 +1,23 @@
 """The shop's session engines change Django's in one place each: they must read what Django's read.
 
 ``db`` reads its row with plain SQL on the driver's cursor; ``cookie``
-checks each signed cookie once per process.
+checks each signed cookie once per process; ``cache`` makes an unreachable
+Redis an error; ``cached_db`` clears Redis before every change. Below the
+engine-specific tests, Django's session contract (what its own
+``SessionTestsMixin`` checks of every backend, restated here: that mixin
+ships with Django's test suite, not its package) runs against each of the
+shop's engines and, as the reference, Django's own — once through the sync
+methods and once through their async twins, which must behave alike.
 """
 
+from collections.abc import Callable
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
 import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as DjangoCookieStore
 from django.core import signing
@@ -14,6 +27,8 @@ from django.db.transaction import TransactionManagementError
 from shop import db, verified
 from shop.sessions import cookie
 from shop.sessions.db import SessionStore
+from shop.sessions.errors import UNREACHABLE
+from tests.conftest import apply_mode
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +157,240 @@ def test_a_remembered_cookie_is_forgotten_once_older_than_the_session_age(
     assert dict(cookie.SessionStore(value).items()) == {"cart": CART}
     now = signed_at + settings.SESSION_COOKIE_AGE
     assert cookie.VERIFIED_COOKIES.get(value) is None
+
+
+# ------------------------------------------------------------ Django's session contract
+
+# Engine -> the mode whose settings it needs (its cache, its database).
+ENGINES = {
+    "shop.sessions.db": "db",
+    "shop.sessions.cache": "redis",
+    "shop.sessions.cached_db": "cached_db",
+    "shop.sessions.cookie": "cookie",
+    # Django's own, the reference the contract is checked against.
+    "django.contrib.sessions.backends.db": "db",
+    "django.contrib.sessions.backends.cache": "redis",
+    "django.contrib.sessions.backends.cached_db": "cached_db",
+    "django.contrib.sessions.backends.signed_cookies": "cookie",
+}
+# The async twin of each session method the contract calls, where its name is not a + name.
+ASYNC_NAMES = {"__setitem__": "aset", "__contains__": "ahas_key"}
+
+Store = type[SessionBase]
+Call = Callable[..., Any]
+
+
+def engine_id(engine: str) -> str:
+    return ("shop." if engine.startswith("shop.") else "django.") + engine.rsplit(".", 1)[1]
+
+
+@pytest.fixture(params=ENGINES, ids=engine_id)
+def store(request: pytest.FixtureRequest, use_mode) -> Store:
+    """A session engine, with the mode's settings (its Redis, its database) applied."""
+    use_mode(ENGINES[request.param])
+    return import_module(request.param).SessionStore
+
+
+def through(flavour: str) -> Call:
+    """``call(session, "pop", key)``: through the sync method, or its async twin run to its end."""
+
+    def through_sync(session: SessionBase, name: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(session, name)(*args, **kwargs)
+
+    def through_async(session: SessionBase, name: str, *args: Any, **kwargs: Any) -> Any:
+        twin = getattr(session, ASYNC_NAMES.get(name, f"a{name}"))
+        return async_to_sync(twin)(*args, **kwargs)
+
+    return through_async if flavour == "async" else through_sync
+
+
+@pytest.fixture(params=["sync", "async"])
+def call(request: pytest.FixtureRequest) -> Call:
+    return through(request.param)
+
+
+# A signed cookie has no server record: nothing to find, delete or rotate on a server.
+SERVER_ENGINES = [
+    engine
+    for engine in ENGINES
+    if not issubclass(import_module(engine).SessionStore, DjangoCookieStore)
+]
+
+
+@pytest.fixture(params=SERVER_ENGINES, ids=engine_id)
+def server_store(request: pytest.FixtureRequest, use_mode) -> Store:
+    """An engine that keeps its sessions on a server (all but the signed cookies)."""
+    use_mode(ENGINES[request.param])
+    return import_module(request.param).SessionStore
+
+
+def untouched(session: SessionBase) -> SessionBase:
+    session.accessed = session.modified = False
+    return session
+
+
+def test_a_new_session_is_neither_read_nor_changed(store: Store, call: Call) -> None:
+    session = store()
+    assert (session.accessed, session.modified) == (False, False)
+    assert call(session, "get", "cat") is None
+    assert (session.accessed, session.modified) == (True, False)
+
+
+def test_setting_a_value_changes_the_session_and_pop_returns_it(store: Store, call: Call) -> None:
+    session = store()
+    call(session, "__setitem__", "cat", "dog")
+    assert session.modified is True
+    untouched(session)
+    assert call(session, "pop", "cat") == "dog"
+    assert (session.accessed, session.modified) == (True, True)
+    assert call(session, "get", "cat") is None
+
+
+def test_pop_of_a_missing_key_gives_its_default_and_changes_nothing(
+    store: Store, call: Call
+) -> None:
+    session = store()
+    assert call(session, "pop", "cat", "none") == "none"
+    assert call(session, "pop", "cat", default="none") == "none"
+    assert (session.accessed, session.modified) == (True, False)
+    with pytest.raises(KeyError):
+        call(session, "pop", "cat")
+
+
+def test_setdefault_and_update_change_the_session(store: Store, call: Call) -> None:
+    session = store()
+    assert call(session, "setdefault", "cat", "dog") == "dog"
+    assert call(session, "setdefault", "cat", "fish") == "dog"
+    assert session.modified is True
+    other = store()
+    call(other, "update", {"cat": 1})
+    assert (other.modified, call(other, "get", "cat")) == (True, 1)
+
+
+def test_reading_marks_the_session_read_and_never_changed(store: Store, call: Call) -> None:
+    session = store()
+    call(session, "__setitem__", "x", 1)
+    for name, expected in [("__contains__", True), ("keys", ["x"]), ("values", [1])]:
+        untouched(session)
+        found = call(session, name, "x") if name == "__contains__" else list(call(session, name))
+        assert found == expected
+        assert (session.accessed, session.modified) == (True, False)
+
+
+def test_a_saved_session_reads_back_alike_through_both_forms(store: Store, call: Call) -> None:
+    session = store()
+    call(session, "update", {"cart": CART, "_auth_user_id": "4"})
+    call(session, "save")
+    assert call(session, "get", "cart") == CART  # saving keeps the data
+    saved = {"cart": CART, "_auth_user_id": "4"}
+    assert store(session.session_key).load() == saved
+    assert async_to_sync(store(session.session_key).aload)() == saved
+
+
+def test_a_saved_session_exists_and_a_deleted_one_does_not(server_store: Store, call: Call) -> None:
+    store = server_store
+    session = store()
+    call(session, "save")
+    key = session.session_key
+    assert call(session, "exists", key) is True
+    call(session, "delete", key)
+    assert call(session, "exists", key) is False
+    assert store(key).load() == {}
+
+
+def test_flush_ends_the_session_and_forgets_its_key(server_store: Store, call: Call) -> None:
+    store = server_store
+    session = store()
+    call(session, "__setitem__", "foo", "bar")
+    call(session, "save")
+    key = session.session_key
+    call(session, "flush")
+    assert call(session, "exists", key) is False
+    assert session.session_key is None
+    assert (session.accessed, session.modified) == (True, True)
+    assert store(key).load() == {}
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["loaded", "not-yet-loaded"])
+def test_cycle_key_moves_the_data_to_a_new_key(
+    server_store: Store, call: Call, loaded: bool
+) -> None:
+    store = server_store
+    session = store()
+    call(session, "update", {"a": "c", "b": "d"})
+    call(session, "save")
+    old = session.session_key
+    if not loaded:
+        session = store(old)
+    call(session, "cycle_key")
+    assert session.session_key != old
+    assert call(session, "exists", old) is False
+    assert dict(call(session, "items")) == {"a": "c", "b": "d"}
+    call(session, "save")
+    assert store(session.session_key).load() == {"a": "c", "b": "d"}
+    assert store(old).load() == {}
+
+
+def test_an_unknown_key_creates_no_record_and_is_replaced_on_save(
+    server_store: Store, call: Call
+) -> None:
+    store = server_store
+    session = store("someunknownkey")
+    assert call(session, "load") == {}
+    assert session.session_key is None
+    assert call(session, "exists", "someunknownkey") is False
+    call(session, "save")
+    assert session.session_key not in (None, "someunknownkey")
+
+
+def test_a_save_after_a_logout_elsewhere_fails_rather_than_resurrect(
+    server_store: Store, call: Call
+) -> None:
+    store = server_store
+    first = store()
+    call(first, "__setitem__", "data", "one")
+    call(first, "save", must_create=True)
+    call(store(first.session_key), "delete")  # a logout in another request
+    call(first, "__setitem__", "data", "two")
+    with pytest.raises(UpdateError):
+        call(first, "save")
+    assert call(first, "load") == {}
+
+
+def test_expiry_in_seconds_then_reset_to_the_default(store: Store, call: Call, settings) -> None:
+    session = store()
+    call(session, "set_expiry", 10)
+    assert call(session, "get_expiry_age") == 10
+    call(session, "set_expiry", None)
+    assert call(session, "get_expiry_age") == settings.SESSION_COOKIE_AGE
+
+
+def test_a_session_saved_already_expired_is_not_read(server_store: Store, call: Call) -> None:
+    store = server_store
+    session = store()
+    call(session, "__setitem__", "foo", "bar")
+    call(session, "set_expiry", -timedelta(seconds=10))
+    call(session, "save")
+    assert "foo" not in store(session.session_key)
+
+
+# ---------------------------------------------------- an unreachable Redis, sync and async
+
+
+@pytest.mark.parametrize(
+    "engine", ["shop.sessions.cache", "django.contrib.sessions.backends.cache"]
+)
+def test_redis_mode_reads_an_unreachable_redis_as_an_error_in_both_forms(
+    settings, redis_url: str, call: Call, engine: str
+) -> None:
+    apply_mode(settings, "redis", redis_url)
+    session = import_module(engine).SessionStore()
+    session["cart"] = CART
+    session.save()
+    apply_mode(settings, "redis", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    stranded = import_module(engine).SessionStore(session.session_key)
+    if engine.startswith("shop."):
+        with pytest.raises(UNREACHABLE):
+            call(stranded, "load")
+    else:  # Django's: every visitor a stranger, and their next write a fresh session
+        assert call(stranded, "load") == {}

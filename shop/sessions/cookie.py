@@ -6,6 +6,8 @@ sends the same cookie until the session changes, so a cookie that passed
 the check is remembered with what it decoded to (shop/verified.py) until it
 is as old as the session's age, Django's own expiry for these cookies.
 Every load still returns a fresh dictionary. Saving is Django's, unchanged.
+Django's async methods of this backend call the sync ones (``aload`` is
+``load``), so both forms read, save and delete alike with no change here.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Every request that touches a session reads its row, so the read is the
 engine's hot path. The query is the one Django's engine sends (the row by
 its key, if not expired); building it through the ORM costs about ten times
 what SQLite takes to answer it, so it is written out here and sent on the
-driver's cursor (``shop.db.fetch_all``). Saving, creating,
-deleting and expiring are Django's, unchanged.
+driver's cursor (``shop.db.fetch_all``). ``aload`` sends the same query
+(Django's own async read would go back to the ORM), so the sync and async
+reads cannot drift apart. Saving, creating, deleting and expiring are
+Django's, unchanged, in both forms.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.db.models import Model
@@ -29,6 +32,10 @@ class SessionStore(db.SessionStore):
             self._session_key = None
             return {}
         return self.decode(data)
+
+    async def aload(self) -> dict[str, Any]:
+        # The driver's cursor is sync only, as is the ORM under Django's own aload.
+        return await sync_to_async(self.load)()
 
     def _session_data(self, session_key: str) -> str | None:
         connection = connections[router.db_for_read(self.model)]

@@ -1,0 +1,116 @@
+"""Logout while Redis is paused or restarting, through nginx and real processes.
+
+A user logs in and fills a cart; Redis is SIGSTOPped (or killed, and started
+again from its append-only file); the user logs out; Redis comes back; the
+old session cookie is replayed, as a thief who copied it would. Each mode
+may refuse the logout (a 503 that says so: the replay is then still logged
+in, and the user knows) or revoke the session (the replay is anonymous).
+What it must never do is answer 200 and leave the old cookie logged in —
+Django's own ``cached_db`` engine, ignoring Redis errors, did exactly that.
+Both Redis modes pin "refused", then show the retried logout revoking.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_lab.modes import MODES, OutageLogout, StoreServer
+from sessions_lab.waiting import wait_until
+from tests.cluster.lab import Lab, Shopper
+
+pytestmark = pytest.mark.cluster
+
+REDIS_MODES = [m.name for m in MODES.values() if m.store_server is StoreServer.REDIS]
+REFUSED = "refused (503), still logged in"
+REVOKED = "revoked"
+NEVER = "200 and still logged in"
+
+
+def lab_for(module_lab, mode: str) -> Lab:
+    # Append-only: a restarted Redis comes back with the copies it held, the
+    # case where a copy a logout failed to delete would be served again.
+    return module_lab("--mode", mode, "--instances", "2", "--redis-persistence", "aof")
+
+
+def shopper_with_cart(lab: Lab, mode: str, user: str) -> Shopper:
+    shopper = Shopper(lab, mode)
+    shopper.login(user)
+    assert shopper.put_item(1, 2).status_code == 200
+    assert shopper.cart() == {1: 2}
+    return shopper
+
+
+def replay(lab: Lab, mode: str, cookie: str) -> tuple[bool, dict[int, int]]:
+    """What a copy of the session cookie gets now: logged in or not, and the cart."""
+    thief = Shopper(lab, mode)
+    thief.http.cookies.set("sessionid", cookie)
+    # Just after a restart Redis may still be loading its file: a 503 until it is done.
+    assert wait_until(lambda: thief.call("GET", "/api/whoami/").status_code == 200, 10)
+    return thief.whoami()["authenticated"], thief.cart()
+
+
+def outcome(logout_status: int, replay_logged_in: bool) -> str:
+    if logout_status == 503:
+        return REFUSED if replay_logged_in else "refused (503), yet revoked"
+    if logout_status == 200:
+        return NEVER if replay_logged_in else REVOKED
+    return f"HTTP {logout_status}"
+
+
+def logout_while_redis_is(lab: Lab, shopper: Shopper, fault: tuple[str, ...]):
+    lab.cli("kill", "redis", *fault)
+    try:
+        return shopper.call("POST", "/api/session/logout/")
+    finally:
+        lab.cli("start", "redis")  # SIGCONT, or a restart that reloads the file
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    "fault",
+    [("--signal", "STOP"), ("--signal", "KILL")],
+    ids=["during-a-redis-stall", "while-redis-restarts-from-its-aof"],
+)
+@pytest.mark.parametrize("mode", REDIS_MODES)  # one lab per mode: both faults on it
+def test_logout_during_a_redis_outage_is_refused_never_200_and_still_logged_in(
+    module_lab, mode: str, fault: tuple[str, ...]
+) -> None:
+    assert MODES[mode].logout_while_store_down is OutageLogout.REFUSED
+    lab = lab_for(module_lab, mode)
+    user = "user1" if "STOP" in fault else "user2"
+    shopper = shopper_with_cart(lab, mode, user)
+    cookie = shopper.http.cookies["sessionid"]
+
+    logout = logout_while_redis_is(lab, shopper, fault)
+
+    assert logout.status_code == 503, logout.text
+    assert int(logout.headers["Retry-After"]) > 0
+    assert logout.json()["detail"].startswith("Could not log you out")
+    logged_in, cart = replay(lab, mode, cookie)
+    assert outcome(logout.status_code, logged_in) == REFUSED  # the user was told
+    assert cart == {1: 2}
+
+    # Redis is back: the retried logout goes through and the copy is worthless.
+    again = shopper.call("POST", "/api/session/logout/")
+    assert again.status_code == 200, again.text
+    logged_in, cart = replay(lab, mode, cookie)
+    assert outcome(again.status_code, logged_in) == REVOKED
+    assert cart == {}
+
+
+@pytest.mark.timeout(90)
+def test_cached_db_still_serves_reads_from_the_database_during_a_redis_stall(module_lab) -> None:
+    lab = lab_for(module_lab, "cached_db")
+    shopper = shopper_with_cart(lab, "cached_db", "user3")
+    lab.cli("kill", "redis", "--signal", "STOP")
+    try:
+        assert shopper.whoami()["username"] == "user3"
+        assert shopper.cart() == {1: 2}
+        refused = shopper.put_item(1, 5)  # a change Redis cannot first forget
+        assert refused.status_code == 503, refused.text
+        assert "your session was not changed" in refused.json()["detail"]
+    finally:
+        lab.cli("start", "redis")
+    assert shopper.cart() == {1: 2}
+    assert shopper.put_item(1, 5).status_code == 200
+    assert shopper.cart() == {1: 5}
