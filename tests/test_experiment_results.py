@@ -216,3 +216,14 @@ def test_each_mode_keeps_only_the_log_lines_its_own_run_wrote(tmp_path: Path) ->
     Experiment._keep_logs(None, Driver(), tmp_path / "mode", marks)  # type: ignore[arg-type]
     assert (tmp_path / "mode" / "logs" / "app1.log").read_text() == "this run\n"
     assert (tmp_path / "mode" / "logs" / "nginx.log").read_text() == "new this run\n"
+
+
+def test_the_load_clock_starts_when_the_first_timeline_second_says(tmp_path: Path) -> None:
+    from sessions_lab.experiments.runner import load_origin
+
+    timeline = tmp_path / "timeline.jsonl"
+    assert load_origin(timeline) is None  # Locust has not booted yet
+    timeline.write_text("")
+    assert load_origin(timeline) is None
+    timeline.write_text('{"t": 0, "at": 1000.5, "requests": 3}\n{"t": 1, "at": 1001.5}\n')
+    assert load_origin(timeline) == 1000.5

@@ -188,9 +188,14 @@ class Experiment:
         pending = list(timeline)
         deadline = started_at + self.duration + 60
         last_shown = -1
+        load_started: float | None = None
         while locust.poll() is None:
             now = time.time()
-            elapsed = now - started_at
+            # Events and progress on the load's clock (the timeline's, which the
+            # summary and the report use), once Locust has booted and says when
+            # its clock started; the runner's own until then.
+            load_started = load_started or load_origin(folder / "timeline.jsonl")
+            elapsed = now - (load_started or started_at)
             while pending and elapsed >= pending[0].at_seconds(self.duration):
                 event = pending.pop(0)
                 record = self._fire(cluster, event, elapsed)
@@ -298,6 +303,17 @@ def check_measured(run: ModeRun, mode: str) -> None:
         raise ExperimentError(
             f"Locust made no requests in {mode} mode: see {run.folder / 'locust.log'}"
         )
+
+
+def load_origin(timeline: Path) -> float | None:
+    """When the load's clock (``t`` in Locust's timeline) read 0, as a Unix time; None before
+    Locust has written its first second."""
+    try:
+        with timeline.open() as lines:
+            first = json.loads(lines.readline())
+    except (OSError, ValueError):
+        return None
+    return float(first["at"]) - float(first["t"])
 
 
 def _progress(folder: Path) -> str:

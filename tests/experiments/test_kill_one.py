@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 
@@ -44,6 +45,12 @@ def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> Non
     assert set(summary["versions"]) >= {"django", "nginx", "redis", "locust"}
     for name in ("summary.json", "report.md", "report.html"):
         assert (out / name).is_file()
+    for mode, result in summary["modes"].items():
+        # The live lines and the summary read the same clock: the load's.
+        fired = [
+            json.loads(line)["t"] for line in (out / mode / "events.jsonl").read_text().splitlines()
+        ]
+        assert fired == pytest.approx([event["t"] for event in result["events"]], abs=0.25), mode
     for mode in summary["modes"]:
         for raw in (
             "locust_stats.csv",
