@@ -302,6 +302,30 @@ def test_a_body_over_django_s_limit_is_a_json_400(shopper: Shopper) -> None:
     assert answer.json() == {"detail": "Bad request."}
 
 
+def test_a_session_ended_while_a_write_ran_is_a_json_400_that_says_so(
+    use_mode, demo_user, monkeypatch
+) -> None:
+    from django.contrib.sessions.models import Session
+
+    from shop import services
+
+    shopper = Shopper(use_mode("db"))
+    shopper.login()
+    set_item = services.cart_set_item
+
+    def logged_out_elsewhere_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        cart = set_item(*args, **kwargs)
+        Session.objects.all().delete()  # a logout on another instance, mid-request
+        return cart
+
+    monkeypatch.setattr(services, "cart_set_item", logged_out_elsewhere_meanwhile)
+    product = Product.objects.order_by("pk").first()
+    assert product is not None
+    answer = shopper.set_quantity(product.pk, 1)
+    assert answer.status_code == 400
+    assert "session was deleted before the request completed" in answer.json()["detail"]
+
+
 def test_a_server_error_is_json_under_api_and_django_s_page_elsewhere(monkeypatch) -> None:
     from shop import views
     from shop.api import views as api_views

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -92,6 +93,10 @@ def json_under_api(page: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             return response
         status = response.status_code
         detail = DETAILS.get(status) or f"{HTTPStatus(status).phrase}."
+        if isinstance(kwargs.get("exception"), SessionInterrupted):
+            # Worth saying: the session was ended (a logout elsewhere) while
+            # this request ran, and what it changed was not kept.
+            detail = str(kwargs["exception"])
         return JsonResponse({"detail": detail}, status=status)
 
     return handler
