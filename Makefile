@@ -56,4 +56,4 @@ lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/lock.txt
 
 clean:  ## remove the run folder and caches (keeps .venv)
-	rm -rf .lab .pytest_cache .ruff_cache
+	rm -rf .lab .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
