@@ -64,28 +64,30 @@ def _with_csrf_on_writes(requirement: Requirement, auto_schema: AutoSchema) -> R
     return requirement if auto_schema.method in SAFE_METHODS else {**requirement, CSRF: []}
 
 
-class SessionScheme(OpenApiAuthenticationExtension):
+class CookieScheme(OpenApiAuthenticationExtension):
+    """A credential in a cookie: its writes carry the CSRF token as well."""
+
+    scheme: str  # the scheme's name in the schema
+    cookie_setting: str  # the Django setting that names the cookie
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        cookie_name = getattr(settings, self.cookie_setting)
+        return [{"type": "apiKey", "in": "cookie", "name": cookie_name}, CSRF_DEFINITION]
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> Requirement:
+        return _with_csrf_on_writes({self.scheme: []}, auto_schema)
+
+
+class SessionScheme(CookieScheme):
     target_class = "shop.api.authentication.SessionAuthentication"
-    name = ["sessionCookie", CSRF]
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
-        cookie = {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
-        return [cookie, CSRF_DEFINITION]
-
-    def get_security_requirement(self, auto_schema: AutoSchema) -> Requirement:
-        return _with_csrf_on_writes({"sessionCookie": []}, auto_schema)
+    scheme, cookie_setting = "sessionCookie", "SESSION_COOKIE_NAME"
+    name = [scheme, CSRF]
 
 
-class JWTCookieScheme(OpenApiAuthenticationExtension):
+class JWTCookieScheme(CookieScheme):
     target_class = "shop.api.authentication.JWTCookieAuthentication"
-    name = ["jwtCookie", CSRF]
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
-        cookie = {"type": "apiKey", "in": "cookie", "name": settings.JWT_ACCESS_COOKIE}
-        return [cookie, CSRF_DEFINITION]
-
-    def get_security_requirement(self, auto_schema: AutoSchema) -> Requirement:
-        return _with_csrf_on_writes({"jwtCookie": []}, auto_schema)
+    scheme, cookie_setting = "jwtCookie", "JWT_ACCESS_COOKIE"
+    name = [scheme, CSRF]
 
 
 class BearerScheme(OpenApiAuthenticationExtension):

@@ -320,17 +320,20 @@ class CheckoutView(ShopAPI, APIView):
         )
 
 
+# What a login answers when it fails, with a session or for tokens alike.
+LOGIN_ERRORS = {
+    400: error_answer(MALFORMED),
+    401: error_answer("Wrong username or password."),
+    429: error_answer(THROTTLED),
+}
+
+
 class SessionLoginView(ShopAPI, SessionModesOnly, APIView):
     """Log in with a session; the session id is rotated, the anonymous cart kept."""
 
     @extend_schema(
         request=serializers.CredentialsSerializer,
-        responses={
-            200: serializers.LoggedInSerializer,
-            400: error_answer(MALFORMED),
-            401: error_answer("Wrong username or password."),
-            429: error_answer(THROTTLED),
-        },
+        responses={200: serializers.LoggedInSerializer, **LOGIN_ERRORS},
     )
     def post(self, request: Request) -> Response:
         user = checked_login(request, *credentials(request))
@@ -358,12 +361,7 @@ class TokenObtainView(JWTModeOnly, APIView):
 
     @extend_schema(
         request=serializers.CredentialsSerializer,
-        responses={
-            200: serializers.TokenPairSerializer,
-            400: error_answer(MALFORMED),
-            401: error_answer("Wrong username or password."),
-            429: error_answer(THROTTLED),
-        },
+        responses={200: serializers.TokenPairSerializer, **LOGIN_ERRORS},
     )
     def post(self, request: Request) -> Response:
         access, refresh = issue_tokens(checked_login(request, *credentials(request)))
