@@ -4,6 +4,12 @@
 it: in ``request.session`` for the five session modes (so the cart lives
 wherever the mode keeps sessions), or as rows per user in ``jwt`` mode,
 where the token carries identity only.
+
+Every cart has a version: 0 until it first changes, then one more for each
+save that changes its lines. The API shows it as the cart's ETag and lets a
+write name the version it read (If-Match), so a write sent again late (an
+instance that hung and resumed, after nginx re-sent the request elsewhere)
+is refused instead of overwriting what the client did since.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ MAX_QUANTITY = 99
 
 
 class Cart:
-    """Product ids and quantities; prices are looked up, never stored."""
+    """Product ids and quantities, and the version they were read at; prices are looked up, never stored.
 
-    def __init__(self, lines: Mapping[int, int] | None = None) -> None:
+    ``version`` is what the store said when it loaded the cart (and, after a
+    save, the version saved); changing the lines does not change it.
+    """
+
+    def __init__(self, lines: Mapping[int, int] | None = None, version: int = 0) -> None:
+        self.version = version
         self._lines: dict[int, int] = {}
         for product_id, quantity in (lines or {}).items():
             self.set(product_id, quantity)
@@ -69,19 +80,25 @@ class Cart:
         return len(self._lines)
 
     def __eq__(self, other: object) -> bool:
+        """The same lines, whatever versions they were read at."""
         return isinstance(other, Cart) and self._lines == other._lines
 
     def __repr__(self) -> str:
-        return f"Cart({self._lines!r})"
+        return f"Cart({self._lines!r}, version={self.version})"
 
     def to_dict(self) -> dict[str, Any]:
         # JSON object keys are strings: the session serializer is JSON.
-        return {"lines": {str(product_id): quantity for product_id, quantity in self}}
+        return {
+            "lines": {str(product_id): quantity for product_id, quantity in self},
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Cart:
-        """Rebuild a cart; anything malformed gives an empty cart rather than an error."""
-        cart = cls()
+        """Rebuild a cart; anything malformed gives an empty cart (a missing version: 0), not an error."""
+        version = data.get("version") if isinstance(data, dict) else None
+        valid = isinstance(version, int) and not isinstance(version, bool) and version >= 0
+        cart = cls(version=version if valid else 0)
         lines = data.get("lines") if isinstance(data, dict) else None
         if isinstance(lines, dict):
             for key, quantity in lines.items():
@@ -93,11 +110,26 @@ class Cart:
 
 
 class CartStore(Protocol):
-    """Where a cart lives between requests."""
+    """Where a cart lives between requests, with its version."""
 
     def load(self) -> Cart: ...
 
-    def save(self, cart: Cart) -> None: ...
+    def save(self, cart: Cart, *, expected: int | None = None) -> None:
+        """Store ``cart``'s lines and set ``cart.version`` to the version they are stored at.
+
+        The version goes up by one if the lines changed, and stays if not.
+        ``expected``: the version the write was checked against; a store
+        that finds another raises ``StaleCartError`` and changes nothing.
+        None: write whatever the version is now.
+        """
+
+
+class StaleCartError(Exception):
+    """A conditional write found the cart at another version than the client read: nothing changed."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"The cart is at version {version}.")
+        self.version = version
 
 
 class CartTooLargeError(ValueError):
@@ -105,7 +137,11 @@ class CartTooLargeError(ValueError):
 
 
 class SessionCartStore:
-    """The cart as one value in the session: saved whole, so the last save wins."""
+    """The cart as one value in the session, version and lines: saved whole, so the last save wins.
+
+    The request loads its session once, so the version a write is checked
+    against is the one it saves over: no other request can change it between.
+    """
 
     key = "cart"
 
@@ -115,9 +151,13 @@ class SessionCartStore:
     def load(self) -> Cart:
         return Cart.from_dict(self.session.get(self.key))
 
-    def save(self, cart: Cart) -> None:
+    def save(self, cart: Cart, *, expected: int | None = None) -> None:
         previous = self.session.get(self.key)
-        self.session[self.key] = cart.to_dict()
+        stored = Cart.from_dict(previous)
+        if expected is not None and stored.version != expected:
+            raise StaleCartError(stored.version)
+        version = stored.version if cart == stored else stored.version + 1
+        self.session[self.key] = {**cart.to_dict(), "version": version}
         size = signed_cookie_size(self.session)
         if size > settings.SESSION_COOKIE_LIMIT:
             self.session[self.key] = previous
@@ -126,6 +166,7 @@ class SessionCartStore:
                 f"drop cookies over {settings.SESSION_COOKIE_LIMIT:,}. In cookie mode the whole "
                 "session travels in that cookie: remove something first."
             )
+        cart.version = version
 
 
 def signed_cookie_size(session: Any) -> int:
@@ -143,10 +184,13 @@ def _is_signed_cookie(session: Any) -> bool:
 
 
 class UserCartStore:
-    """The cart as database rows per user (``jwt`` mode).
+    """The cart as database rows per user, its version in a row of its own (``jwt`` mode).
 
     ``save`` writes only the lines that changed since ``load``, so two
-    requests changing different lines do not overwrite each other.
+    requests changing different lines do not overwrite each other. It bumps
+    the version in the same transaction; a conditional save bumps it only
+    from the version it expects (a compare-and-set), so of two instances
+    that both passed the If-Match check only the first writes.
     """
 
     def __init__(self, user: Any) -> None:
@@ -156,33 +200,66 @@ class UserCartStore:
     def load(self) -> Cart:
         from shop.models import CartLine
 
+        # The version first: lines read after it are at least as new, and a
+        # change made after it fails a conditional save's compare-and-set.
+        version = self._version()
         rows = CartLine.objects.filter(user=self.user).values_list("product_id", "quantity")
-        self._loaded = Cart(dict(rows))
-        return Cart(dict(self._loaded))
+        self._loaded = Cart(dict(rows), version=version)
+        return Cart(dict(self._loaded), version=version)
 
-    def save(self, cart: Cart) -> None:
+    def save(self, cart: Cart, *, expected: int | None = None) -> None:
+        from django.db import transaction
+
         from shop.models import CartLine
 
         before, after = dict(self._loaded), dict(cart)
-        gone = [product_id for product_id in before if product_id not in after]
-        if gone:
-            CartLine.objects.filter(user=self.user, product_id__in=gone).delete()
-        for product_id, quantity in after.items():
-            if before.get(product_id) != quantity:
-                CartLine.objects.update_or_create(
-                    user=self.user, product_id=product_id, defaults={"quantity": quantity}
-                )
-        self._loaded = Cart(after)
+        if before == after:  # nothing to write, nothing to bump
+            cart.version = self._loaded.version
+            return
+        with transaction.atomic():
+            version = self._bump(expected)
+            gone = [product_id for product_id in before if product_id not in after]
+            if gone:
+                CartLine.objects.filter(user=self.user, product_id__in=gone).delete()
+            for product_id, quantity in after.items():
+                if before.get(product_id) != quantity:
+                    CartLine.objects.update_or_create(
+                        user=self.user, product_id=product_id, defaults={"quantity": quantity}
+                    )
+        self._loaded = Cart(after, version=version)
+        cart.version = version
+
+    def _version(self) -> int:
+        from shop.models import CartVersion
+
+        rows = CartVersion.objects.filter(user=self.user).values_list("version", flat=True)
+        return next(iter(rows), 0)
+
+    def _bump(self, expected: int | None) -> int:
+        """One more than the stored version, or ``StaleCartError`` if it is not ``expected``."""
+        from django.db.models import F
+
+        from shop.models import CartVersion
+
+        CartVersion.objects.get_or_create(user=self.user)  # at 0: a cart never written
+        rows = CartVersion.objects.filter(user=self.user)
+        if expected is not None:
+            rows = rows.filter(version=expected)
+        if not rows.update(version=F("version") + 1):
+            raise StaleCartError(self._version())
+        # Our UPDATE holds the row until the transaction ends: this reads our own value.
+        return self._version()
 
 
 def active_user_cart(user_id: Any) -> Cart | None:
-    """An active user's cart, read with the check in one query; None if the user is inactive or gone.
+    """An active user's cart and version, read with the check in one query; None if inactive or gone.
 
     The cart read of ``jwt`` mode, its busiest request: the token names the
-    user, and their row joined to their cart lines says both that they may
-    still log in and what their cart holds. Plain SQL, because building this
-    query through the ORM costs ten times what SQLite takes to answer it, sent
-    on the driver's cursor (``shop.db.fetch_all``).
+    user, and their row joined to their cart lines and cart version says both
+    that they may still log in and what their cart holds (every row repeats
+    the version). Plain SQL, because building this query through the ORM
+    costs ten times what SQLite takes to answer it, sent on the driver's
+    cursor (``shop.db.fetch_all``).
     """
     from django.db import connections, router
 
@@ -193,7 +270,10 @@ def active_user_cart(user_id: Any) -> Cart | None:
     rows = fetch_all(connection, _active_user_cart_sql(connection.alias), (user_id,))
     if not rows:
         return None
-    return Cart({product_id: quantity for product_id, quantity in rows if product_id is not None})
+    return Cart(
+        {product_id: quantity for product_id, quantity, _ in rows if product_id is not None},
+        version=rows[0][2],
+    )
 
 
 @functools.cache
@@ -202,16 +282,17 @@ def _active_user_cart_sql(alias: str) -> str:
     from django.contrib.auth import get_user_model
     from django.db import connections
 
-    from shop.models import CartLine
+    from shop.models import CartLine, CartVersion
 
-    users, lines = get_user_model()._meta, CartLine._meta
+    users, lines, versions = get_user_model()._meta, CartLine._meta, CartVersion._meta
     q = connections[alias].ops.quote_name
     user_pk = q(users.pk.column)
     return (
         # Identifiers from the models' own metadata; the one value is a parameter.
-        f"SELECT line.{q('product_id')}, line.{q('quantity')}"  # noqa: S608
+        f"SELECT line.{q('product_id')}, line.{q('quantity')}, COALESCE(v.{q('version')}, 0)"  # noqa: S608
         f" FROM {q(users.db_table)} AS u"
         f" LEFT JOIN {q(lines.db_table)} AS line ON line.{q('user_id')} = u.{user_pk}"
+        f" LEFT JOIN {q(versions.db_table)} AS v ON v.{q(versions.pk.column)} = u.{user_pk}"
         f" WHERE u.{user_pk} = %s AND u.{q('is_active')}"
     )
 

@@ -1,4 +1,4 @@
-"""Catalog, orders, and the per-user cart rows that only ``jwt`` mode uses."""
+"""Catalog, orders, and the per-user cart rows (and cart version) that only ``jwt`` mode uses."""
 
 from decimal import Decimal
 
@@ -76,6 +76,27 @@ class CartLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.quantity} × {self.product}"
+
+
+class CartVersion(models.Model):
+    """How many times a user's cart has changed, in ``jwt`` mode: the cart's ETag (``"cart-N"``).
+
+    One row per user, none until the cart first changes (version 0). Every
+    change of the lines bumps it in the same transaction; a conditional write
+    (If-Match) as a compare-and-set, so of two instances that both passed the
+    check only one writes: the other's late copy of a request is refused (412).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="cart_version",
+    )
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user}: cart version {self.version}"
 
 
 class LoginFailure(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from shop.cart import Cart, CartStore
+from shop.cart import Cart, CartStore, StaleCartError
 from shop.models import Order, OrderLine, Product
 
 
@@ -73,32 +74,50 @@ def cart_total(cart: Cart) -> Decimal:
     return cart.total(PRICES.get())
 
 
-def cart_set_item(store: CartStore, product: Product, quantity: int) -> Cart:
-    """Set a product's quantity (0 removes it) and save; raises ValueError for a bad quantity."""
+# The versions a conditional write may apply to (the API's If-Match); None: any.
+Versions = Container[int] | None
+
+
+def checked_load(store: CartStore, versions: Versions) -> Cart:
+    """The cart, if it is at one of ``versions``; else ``StaleCartError``, nothing changed."""
     cart = store.load()
-    cart.set(product.pk, quantity)
-    store.save(cart)
+    if versions is not None and cart.version not in versions:
+        raise StaleCartError(cart.version)
     return cart
+
+
+def _change(store: CartStore, change: Callable[[Cart], None], versions: Versions) -> Cart:
+    """Load, check, change and save: the version goes up only if the lines changed."""
+    cart = checked_load(store, versions)
+    change(cart)
+    store.save(cart, expected=None if versions is None else cart.version)
+    return cart
+
+
+def cart_set_item(
+    store: CartStore, product: Product, quantity: int, *, versions: Versions = None
+) -> Cart:
+    """Set a product's quantity (0 removes it) and save; raises ValueError for a bad quantity."""
+    return _change(store, lambda cart: cart.set(product.pk, quantity), versions)
 
 
 def cart_add_item(store: CartStore, product: Product, quantity: int = 1) -> Cart:
-    cart = store.load()
-    cart.add(product.pk, quantity)
-    store.save(cart)
-    return cart
+    return _change(store, lambda cart: cart.add(product.pk, quantity), None)
 
 
-def cart_remove_item(store: CartStore, product: Product) -> Cart:
-    cart = store.load()
-    cart.remove(product.pk)
-    store.save(cart)
-    return cart
+def cart_remove_item(store: CartStore, product: Product, *, versions: Versions = None) -> Cart:
+    return _change(store, lambda cart: cart.remove(product.pk), versions)
+
+
+def order_place(user: Any, store: CartStore) -> Order:
+    """Turn the cart into an order with lines, at today's prices, and empty the cart."""
+    return checkout(user, store)[0]
 
 
 @transaction.atomic
-def order_place(user: Any, store: CartStore) -> Order:
-    """Turn the cart into an order with lines, at today's prices, and empty the cart."""
-    cart = store.load()
+def checkout(user: Any, store: CartStore, *, versions: Versions = None) -> tuple[Order, Cart]:
+    """``order_place``, checked against ``versions``; also gives the emptied cart, at its new version."""
+    cart = checked_load(store, versions)
     lines = cart_lines(cart)
     if not lines:
         raise EmptyCartError("Your cart is empty.")
@@ -114,5 +133,5 @@ def order_place(user: Any, store: CartStore) -> Order:
         for line in lines
     )
     cart.clear()
-    store.save(cart)
-    return order
+    store.save(cart, expected=None if versions is None else cart.version)
+    return order, cart

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from shop import services
-from shop.cart import Cart, SessionCartStore, UserCartStore
-from shop.models import CartLine, Product
+from shop.cart import Cart, SessionCartStore, StaleCartError, UserCartStore
+from shop.models import CartLine, CartVersion, Product
 
 
 def test_set_add_remove_and_total() -> None:
@@ -35,9 +35,17 @@ def test_a_quantity_out_of_range_is_refused(quantity: int) -> None:
 
 
 def test_round_trips_through_json_friendly_dict() -> None:
-    cart = Cart({3: 1, 12: 4})
-    assert cart.to_dict() == {"lines": {"3": 1, "12": 4}}
+    cart = Cart({3: 1, 12: 4}, version=7)
+    assert cart.to_dict() == {"lines": {"3": 1, "12": 4}, "version": 7}
     assert Cart.from_dict(cart.to_dict()) == cart
+    assert Cart.from_dict(cart.to_dict()).version == 7
+
+
+@pytest.mark.parametrize(
+    "stored", [{"lines": {"3": 1}}, {"lines": {}, "version": -1}, {"version": "2"}]
+)
+def test_a_stored_cart_without_a_valid_version_reads_as_version_0(stored: object) -> None:
+    assert Cart.from_dict(stored).version == 0
 
 
 @pytest.mark.parametrize(
@@ -54,7 +62,30 @@ def test_session_store_keeps_the_cart_as_one_value() -> None:
     cart = store.load()
     cart.set(5, 2)
     store.save(cart)
-    assert session == {"cart": {"lines": {"5": 2}}}
+    assert session == {"cart": {"lines": {"5": 2}, "version": 1}}
+    assert cart.version == 1
+
+
+def test_session_store_bumps_the_version_only_when_the_lines_change() -> None:
+    session: dict = {"cart": {"lines": {"5": 2}}}  # saved before carts had versions
+    store = SessionCartStore(session)
+    cart = store.load()
+    assert cart.version == 0
+    cart.set(5, 2)  # the same quantity
+    store.save(cart)
+    assert (cart.version, session["cart"]["version"]) == (0, 0)
+    cart.set(5, 3)
+    store.save(cart)
+    assert (cart.version, session["cart"]["version"]) == (1, 1)
+
+
+def test_session_store_refuses_a_save_expecting_another_version() -> None:
+    session: dict = {"cart": {"lines": {"5": 2}, "version": 4}}
+    store = SessionCartStore(session)
+    with pytest.raises(StaleCartError) as refused:
+        store.save(Cart({5: 9}), expected=3)
+    assert refused.value.version == 4
+    assert session == {"cart": {"lines": {"5": 2}, "version": 4}}
 
 
 @pytest.mark.django_db
@@ -71,6 +102,43 @@ def test_user_store_writes_only_the_lines_it_changed(django_user_model) -> None:
         a.pk: 1,
         b.pk: 2,
     }
+
+
+@pytest.mark.django_db
+def test_user_store_keeps_the_version_in_the_database(django_user_model) -> None:
+    user = django_user_model.objects.create_user("dora")
+    product = Product.objects.order_by("pk").first()
+    store = UserCartStore(user)
+    cart = store.load()
+    assert cart.version == 0
+    assert not CartVersion.objects.filter(user=user).exists()  # no row until the first change
+    cart.set(product.pk, 2)
+    store.save(cart)
+    assert cart.version == 1
+    cart.set(product.pk, 2)
+    store.save(cart)  # nothing changed: nothing written
+    assert cart.version == 1
+    assert UserCartStore(user).load().version == 1
+    assert CartVersion.objects.get(user=user).version == 1
+
+
+@pytest.mark.django_db
+def test_of_two_conditional_saves_from_the_same_version_only_the_first_writes(
+    django_user_model,
+) -> None:
+    """Two instances both passed the If-Match check: the compare-and-set lets one through."""
+    user = django_user_model.objects.create_user("erin")
+    a, b = Product.objects.order_by("pk")[:2]
+    first, late = UserCartStore(user), UserCartStore(user)
+    cart1, cart2 = first.load(), late.load()
+    cart1.set(a.pk, 2)
+    cart2.set(b.pk, 5)
+    first.save(cart1, expected=0)
+    with pytest.raises(StaleCartError) as refused:
+        late.save(cart2, expected=0)
+    assert refused.value.version == 1
+    assert dict(UserCartStore(user).load()) == {a.pk: 2}  # the late write changed nothing
+    assert CartVersion.objects.get(user=user).version == 1
 
 
 @pytest.mark.django_db

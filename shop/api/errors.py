@@ -1,6 +1,8 @@
 """Every answer under ``/api/`` is JSON, errors ``{"detail": "..."}``: one shape for clients to read.
 
-DRF gives its own views that shape (``exception_handler``). What never reaches
+DRF gives its own views that shape (``exception_handler``), and answers a
+conditional cart write that found the cart changed (``StaleCartError``) with
+its 412 and the cart's ETag (``shop.api.conditional``). What never reaches
 a DRF view is Django's, and would be an HTML page: a path no route matches
 (``not_found``, the last route under ``/api/``), and the answers of Django's
 error handlers (``json_under_api`` wraps them: 400, 403, 500). The pages keep
@@ -21,6 +23,9 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from shop.api.conditional import stale_cart_answer
+from shop.cart import StaleCartError
 
 API_PREFIX = "/api/"
 NOT_FOUND_ROUTE = "api-not-found"
@@ -45,6 +50,8 @@ def _first_message(detail: Any, path: str = "") -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, StaleCartError):
+        return stale_cart_answer(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -15,7 +15,8 @@ beside them, so the schema cannot drift from the server:
   reached (503: on any call where Redis holds the only copy, on a change where
   it is a cache in front of the database).
 
-Each view declares the rest (its success body, 400, 404, 429) with ``extend_schema``.
+Each view declares the rest (its success body, 400, 404, 412, 429, the If-Match
+and ETag headers of ``shop.api.conditional``) with ``extend_schema``.
 """
 
 from __future__ import annotations

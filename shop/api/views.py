@@ -24,6 +24,13 @@ from sessions_lab.modes import Mode, get_mode
 from shop import login_throttle, services
 from shop.api import serializers
 from shop.api.authentication import BearerAuthentication
+from shop.api.conditional import (
+    IF_MATCH,
+    PRECONDITION_FAILED,
+    etag_header,
+    if_match_versions,
+    with_etag,
+)
 from shop.cart import (
     Cart,
     CartStore,
@@ -231,7 +238,7 @@ def quick_cart(request: HttpRequest) -> Cart | None:
 
 
 class CartView(ShopAPI, APIView):
-    """The cart of this session (or, in ``jwt`` mode, of this user)."""
+    """The cart of this session (or, in ``jwt`` mode, of this user), its version in the ETag."""
 
     permission_classes = [CartAccess]
 
@@ -243,21 +250,30 @@ class CartView(ShopAPI, APIView):
         if request.method == "GET":
             cart = quick_cart(request)
             if cart is not None:
-                return JsonResponse(
-                    cart_body(cart),
-                    headers=self.default_response_headers,
-                    json_dumps_params={"separators": (",", ":")},  # as DRF renders it
+                return with_etag(
+                    JsonResponse(
+                        cart_body(cart),
+                        headers=self.default_response_headers,
+                        json_dumps_params={"separators": (",", ":")},  # as DRF renders it
+                    ),
+                    cart.version,
                 )
         return super().dispatch(request, *args, **kwargs)
 
-    @extend_schema(responses={200: serializers.CartSerializer})
+    @extend_schema(parameters=[etag_header(200)], responses={200: serializers.CartSerializer})
     def get(self, request: Request) -> Response:
-        return Response(cart_body(_store(request).load()))
+        cart = _store(request).load()
+        return with_etag(Response(cart_body(cart)), cart.version)
 
 
 class CartItemView(ShopAPI, APIView):
-    """Set one product's quantity (0 removes it): idempotent, so a retry cannot add twice."""
+    """Set one product's quantity (0 removes it): idempotent, so a retry cannot add twice.
 
+    With If-Match, only while the cart is at the version the client read: a
+    late copy of the request, after the client changed the cart again, is 412.
+    """
+
+    # A write that finds the cart moved raises StaleCartError: shop.api.errors answers the 412.
     permission_classes = [CartAccess]
 
     def _product(self, product_id: int) -> Product:
@@ -267,7 +283,7 @@ class CartItemView(ShopAPI, APIView):
             raise exceptions.NotFound(f"Unknown product {product_id}.") from None
 
     @extend_schema(
-        parameters=[PRODUCT_ID],
+        parameters=[PRODUCT_ID, IF_MATCH, etag_header(200, 412)],
         request=serializers.QuantitySerializer,
         responses={
             200: serializers.CartSerializer,
@@ -275,6 +291,7 @@ class CartItemView(ShopAPI, APIView):
                 f"{MALFORMED} Or a cart past the 4 KB of a signed-cookie session (then: fewer lines)."
             ),
             404: error_answer("No product with this id."),
+            **PRECONDITION_FAILED,
         },
     )
     def put(self, request: Request, product_id: int) -> Response:
@@ -282,42 +299,60 @@ class CartItemView(ShopAPI, APIView):
         body = serializers.QuantitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            cart = services.cart_set_item(_store(request), product, body.validated_data["quantity"])
+            cart = services.cart_set_item(
+                _store(request),
+                product,
+                body.validated_data["quantity"],
+                versions=if_match_versions(request),
+            )
         except CartTooLargeError as error:
             raise exceptions.ValidationError(str(error)) from None
-        return Response(cart_body(cart))
+        return with_etag(Response(cart_body(cart)), cart.version)
 
     @extend_schema(
-        parameters=[PRODUCT_ID],
+        parameters=[PRODUCT_ID, IF_MATCH, etag_header(200, 412)],
         request=None,
         # 200 with the cart, not 204: the client sees the new total at once.
-        responses={200: serializers.CartSerializer, 404: error_answer("No product with this id.")},
+        responses={
+            200: serializers.CartSerializer,
+            404: error_answer("No product with this id."),
+            **PRECONDITION_FAILED,
+        },
     )
     def delete(self, request: Request, product_id: int) -> Response:
         product = self._product(product_id)
-        return Response(cart_body(services.cart_remove_item(_store(request), product)))
+        versions = if_match_versions(request)
+        cart = services.cart_remove_item(_store(request), product, versions=versions)
+        return with_etag(Response(cart_body(cart)), cart.version)
 
 
 class CheckoutView(ShopAPI, APIView):
-    """Place an order from the cart and empty it; needs a login in every mode."""
+    """Place an order from the cart and empty it; needs a login in every mode.
+
+    With If-Match, only while the cart is at the version the client read.
+    """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        parameters=[IF_MATCH, etag_header(201, 412)],
         request=None,
         responses={
             201: serializers.OrderCreatedSerializer,
             400: error_answer("The cart is empty."),
+            **PRECONDITION_FAILED,
         },
     )
     def post(self, request: Request) -> Response:
         try:
-            order = services.order_place(request.user, _store(request))
+            order, cart = services.checkout(
+                request.user, _store(request), versions=if_match_versions(request)
+            )
         except services.EmptyCartError as error:
             raise exceptions.ValidationError(str(error)) from None
-        return Response(
-            {"order": order.pk, "total": f"{order.total:.2f}"}, status=status.HTTP_201_CREATED
-        )
+        body = {"order": order.pk, "total": f"{order.total:.2f}"}
+        # The ETag of the cart the order leaves: empty, one version on.
+        return with_etag(Response(body, status=status.HTTP_201_CREATED), cart.version)
 
 
 # What a login answers when it fails, with a session or for tokens alike.

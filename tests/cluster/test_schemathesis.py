@@ -55,7 +55,14 @@ database = "none"
 # Checkout of an empty cart is a 400 (docs/architecture.md): a request that
 # is valid by the schema, refused for the cart's state, not its data.
 include-path = "/api/checkout/"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "412"]
+
+[[operations]]
+# A conditional write whose If-Match names another version of the cart (any
+# string the schema allows, an empty one included) is refused with 412: valid
+# data, refused for the cart's state.
+include-path-regex = "^/api/cart/items/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "412"]
 """
 
 
