@@ -7,7 +7,10 @@ against it. A failure does not end the user: the next step first *repairs*
 (logs in again, puts the cart back the way the shopper left it) without
 counting the same loss twice, so the user can notice a later loss too.
 Repairs are idempotent on purpose: ``PUT`` sets a quantity, so a repair that
-is itself cut off by a fault can simply be tried again.
+is itself cut off by a fault can simply be tried again. With
+``--conditional-writes`` every cart write names the cart's version it was
+meant for (loadtests/cart_versions.py); a 412 is a conflict, repaired the
+same way.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, ClassVar
 
 from locust import TaskSet
 
+from loadtests.cart_versions import PRECONDITION_FAILED, CartVersion
 from loadtests.session_checks import (
     TRANSPORT_FAILURES,
     Answer,
@@ -86,6 +90,8 @@ class Journey(TaskSet):
         self.products: list[int] = []
         self.needs = Repair.LOGIN if self.logs_in else Repair.NONE
         self.loss_counted = False  # the last failed step counted a session loss
+        # Kept only with --conditional-writes: without it no request carries If-Match.
+        self.version = CartVersion() if self.user.conditional_writes else None
         self.user.record.kind = self.kind
 
     def on_start(self) -> None:
@@ -108,8 +114,43 @@ class Journey(TaskSet):
         return True
 
     # ------------------------------------------------------------ requests
-    def send(self, method: str, path: str, **kwargs: Any) -> tuple[Answer, Failure | None]:
-        return self.user.send(method, path, self.check, headers=self.auth_headers(method), **kwargs)
+    def excused(self, answer: Answer) -> bool:
+        """An answer of this journey's protocol that is no failure, whatever the request."""
+        return False
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        excuse: Callable[[Answer], bool] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Answer, Failure | None]:
+        condition = self.version.if_match(method, path) if self.version else {}
+
+        def excused(answer: Answer) -> bool:
+            # A 412 to our own If-Match is the shop refusing a stale write, as asked.
+            return (
+                (bool(condition) and answer.status == PRECONDITION_FAILED)
+                or self.excused(answer)
+                or (excuse is not None and excuse(answer))
+            )
+
+        answer, failure = self.user.send(
+            method,
+            path,
+            self.check,
+            headers={**self.auth_headers(method), **condition},
+            excuse=excused,
+            **kwargs,
+        )
+        if self.version and self.version.heard(
+            method, path, answer, failure, conditional=bool(condition)
+        ):
+            # The write did not happen; reading the cart and setting it again makes it so.
+            self.user.record.conflicts += 1
+            self.needs = max(self.needs, Repair.CART)
+        return answer, failure
 
     def after(self, failure: Failure | None, *, write: bool) -> None:
         """Decide what the next step must repair after a step that ended with ``failure``."""
@@ -126,6 +167,9 @@ class Journey(TaskSet):
     def repair(self) -> None:
         if self.needs is Repair.CART and self.logs_in and not self.still_logged_in():
             return
+        if self.needs is Repair.LOGIN and self.version:
+            # The lost login is the loss, counted once: the cart after it is a new one.
+            self.version.refused = None
         if self.needs is Repair.LOGIN and self.log_in():
             self.needs = Repair.CART
         if self.needs is Repair.REFRESH and self.refresh():
@@ -174,8 +218,12 @@ class Journey(TaskSet):
         """Set every line of the shop's cart to what the shopper expects; True once it is so."""
         if not self.prepare_cart():
             return False
-        answer, failure = self.send("GET", "/api/cart/")
+        answer, failure = self.send("GET", "/api/cart/", **self.conflict_check())
         server = cart_in(answer.json())
+        if self.version and (server is not None or failure is Failure.CART_MISMATCH):
+            self.version.refused = None
+        if failure is Failure.CART_MISMATCH:
+            self.loss_counted = True  # the same loss, if who-am-I then says "anonymous"
         if failure is not None or server is None:
             return False
         wanted = self.check.cart
@@ -191,6 +239,20 @@ class Journey(TaskSet):
                 if failure is not None or answer.status != 200:
                     return False
         return True
+
+    def conflict_check(self) -> dict[str, Any]:
+        """How to judge the cart read after a 412: the cart the write found, or the shopper's own.
+
+        Anything else was lost while the shopper's writes were being refused,
+        and counts as the ``cart_mismatch`` the write itself would have shown.
+        """
+        version = self.version
+        if version is None or version.refused is None:
+            return {}
+        return {
+            "shows": Shows.CART,
+            "excuse": lambda answer: version.could_be(cart_in(answer.json())),
+        }
 
     # ------------------------------------------------------------ steps
     @step

@@ -37,20 +37,14 @@ class JwtShopping(Shopping):
         return {"Authorization": f"Bearer {self.access}"} if self.access else {}
 
     def send(self, method: str, path: str, **kwargs: Any) -> tuple[Answer, Failure | None]:
-        answer, failure = self.user.send(
-            method,
-            path,
-            self.check,
-            headers=self.auth_headers(method),
-            excuse=self._expired_token,
-            **kwargs,
-        )
+        answer, failure = super().send(method, path, **kwargs)
         if answer.status == 401 and failure is None:
             # The step did not happen; the refresh, then putting the cart back, makes it so.
             self.needs = max(self.needs, Repair.REFRESH)
         return answer, failure
 
-    def _expired_token(self, answer: Answer) -> bool:
+    def excused(self, answer: Answer) -> bool:
+        """An expired access token's 401: the protocol asking for a refresh."""
         return answer.status == 401 and bool(self.access) and access_token_expired(self.access)
 
     def log_in(self) -> bool:

@@ -88,6 +88,15 @@ def _lab_options(parser: Any) -> None:
         help="Seed each user's choices, so a run can be repeated step for step",
     )
     parser.add_argument(
+        "--conditional-writes",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_CONDITIONAL_WRITES",
+        help="Send If-Match with the cart's last ETag on every cart write and checkout; "
+        "a 412 (the cart changed meanwhile) makes the shopper read the cart again and "
+        "re-apply its own change",
+    )
+    parser.add_argument(
         "--users-out",
         default="",
         env_var="LOCUST_USERS_OUT",

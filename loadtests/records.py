@@ -52,13 +52,19 @@ class UserRecord:
     losses: dict[str, int] = field(default_factory=_no_failures)
     loss_instances: list[str] = field(default_factory=list)
     unexpected: int = 0
+    # 412s to its If-Match (--conditional-writes): the cart had changed since it last
+    # looked, so its write was refused instead of landing on a newer cart. No failure.
+    conflicts: int = 0
+    last_request_at: float | None = None  # Unix time: did it ask anything after a fault?
 
     @property
     def lost(self) -> bool:
         return any(self.losses[failure.value] for failure in SESSION_LOSSES)
 
-    def served(self, instance: str) -> None:
-        """Count an answer from ``instance`` (the ``X-Served-By`` header)."""
+    def served(self, instance: str, at: float | None = None) -> None:
+        """Count an answer from ``instance`` (the ``X-Served-By`` header) to a request made ``at``."""
+        if at is not None:
+            self.last_request_at = at
         if not instance:
             return  # nginx answered itself (a 502), or no answer at all
         self.instances[instance] += 1
@@ -94,6 +100,8 @@ class UserRecord:
             "losses": dict(self.losses),
             "loss_instances": list(self.loss_instances),
             "unexpected": self.unexpected,
+            "conflicts": self.conflicts,
+            "last_request_at": self.last_request_at,
         }
 
 

@@ -61,6 +61,7 @@ class Answer:
     location: str = ""
     served_by: str = ""
     session_mode: str = ""
+    etag: str = ""  # the cart's version, on cart answers of a shop that keeps one
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""

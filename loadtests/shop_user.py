@@ -28,6 +28,11 @@ JWT_MODE = "jwt"
 logger = logging.getLogger(__name__)
 
 
+def is_on(value: Any) -> bool:
+    """A flag option: the parser hands over a bool, the web UI text."""
+    return str(value).lower() in {"true", "on", "1"}
+
+
 def client_address(number: int) -> str:
     """A made-up client address for user ``number``; only ever sent as a header."""
     return f"10.77.{(number >> 8) & 255}.{number & 255}"
@@ -52,9 +57,11 @@ class ShopUser(FastHttpUser):
         self.rng = random.Random(None if seed in (None, "") else f"{seed}:{self.number}")  # noqa: S311 - choices, not secrets
         self.mode = str(self.option("session_mode", "") or "")
         self.headers: dict[str, str] = {}
-        if str(self.option("client_ip_per_user", False)).lower() in {"true", "on", "1"}:
+        if is_on(self.option("client_ip_per_user", False)):
             # nginx's real-IP module trusts loopback, so `--affinity ip` hashes on this.
             self.headers["X-Forwarded-For"] = client_address(self.number)
+        # Read by the journeys: If-Match on every cart write (loadtests/cart_versions.py).
+        self.conditional_writes = is_on(self.option("conditional_writes", False))
         # The journey names the kind once the mode is known.
         self.record = RUN.add_user(
             UserRecord(user=self.display_name(), kind=UserKind.UNKNOWN, number=self.number)
@@ -112,6 +119,7 @@ class ShopUser(FastHttpUser):
         caller: the jwt journey's 401 for an expired access token is the
         protocol asking for a refresh, not a failure.
         """
+        sent_at = time.time()
         with self.client.request(
             method,
             path,
@@ -129,7 +137,7 @@ class ShopUser(FastHttpUser):
             else:
                 response.failure(failure.value)
                 self.record.failed(failure, RUN.seconds(), time.time())
-        self.record.served(answer.served_by)
+        self.record.served(answer.served_by, sent_at)
         return answer, failure
 
 
@@ -145,4 +153,5 @@ def _answer_of(response: Any) -> Answer:
         location=headers.get("Location", "") or "",
         served_by=headers.get("X-Served-By", "") or "",
         session_mode=headers.get("X-Session-Mode", "") or "",
+        etag=headers.get("ETag", "") or "",
     )

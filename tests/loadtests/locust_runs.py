@@ -170,6 +170,18 @@ def request_count(out: Path, method: str = "", name: str = "Aggregated") -> int:
     return 0
 
 
+def failure_count(out: Path) -> int:
+    """Failed requests so far, of any class, from the stats CSV Locust rewrites every second."""
+    try:
+        with (out / "locust_stats.csv").open() as rows:
+            for row in csv.DictReader(rows):
+                if row["Name"] == "Aggregated":
+                    return int(row["Failure Count"])
+    except (OSError, KeyError, ValueError):
+        return 0
+    return 0
+
+
 def assert_healthy_run(run: LocustRun, shopper_kind: str, users: int = 4) -> None:
     """Nothing was broken, so nothing failed, and every user shopped at app1 and kept its session."""
     assert run.returncode == 0, run.log  # not 1 (a request failed), not 3 (nothing answered)

@@ -6,8 +6,9 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from loadtests.records import Timeline, UserRecord
+from loadtests.records import Timeline, UserRecord, write_users
 from loadtests.session_checks import Failure
 from tests.loadtests.shop_server import PROJECT_ROOT
 
@@ -68,3 +69,15 @@ def test_the_checks_and_records_can_be_used_without_importing_locust() -> None:
     assert (
         subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, timeout=30).returncode == 0
     )
+
+
+def test_conflicts_are_written_to_the_users_file_apart_from_failures(tmp_path: Path) -> None:
+    record = UserRecord(user="user2", kind="session")
+    assert record.to_json()["conflicts"] == 0
+    record.conflicts += 2
+
+    write_users(tmp_path / "users.jsonl", [record])
+    line = json.loads((tmp_path / "users.jsonl").read_text())
+    assert line["conflicts"] == 2
+    assert line["lost"] is False
+    assert sum(line["losses"].values()) == line["unexpected"] == 0
