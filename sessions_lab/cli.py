@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
     experiment.add_argument("--seed", type=int, default=1234)
     experiment.add_argument(
+        "--conditional-writes",
+        action="store_true",
+        help="shoppers send If-Match with the cart's ETag: a stale (late) write gets 412",
+    )
+    experiment.add_argument(
         "--driver",
         choices=DRIVERS,
         default="native",
@@ -193,6 +198,7 @@ def experiment(args: argparse.Namespace) -> int:
         db=args.db,
         redis_persistence=args.redis_persistence,
         seed=args.seed,
+        conditional_writes=args.conditional_writes,
         port=args.port,
         out=out,
         run_dir=args.run_dir,

@@ -27,6 +27,10 @@ def env_bool(name: str, default: bool) -> bool:
 # ------------------------------------------------------------------ core
 DEBUG = env_bool("DEBUG", False)
 INSTANCE_NAME = os.environ.get("INSTANCE_NAME", "app1")
+# nginx's proxy_read_timeout (sessions_lab/cluster/templates/nginx/): a write
+# answered later than this after nginx sent it is one nginx has given up on,
+# and is logged as a late duplicate (shop/middleware.py).
+LATE_WRITE_AFTER_S = float(os.environ.get("LATE_WRITE_AFTER_S", "5"))
 
 # Every instance of one deployment must share both keys: a session or token
 # signed by app1 is checked by app2. They are distinct, so leaking one does

@@ -7,9 +7,21 @@ depends on who asks (a cart, a name, the session inspector at the foot of
 every page), and identity arrives in a cookie (a session id, a signed
 session, the pages' JWT cookies) or in ``Authorization`` (the API's bearer
 token), so a cache that keeps an answer must key it on both.
+
+It also logs a *late write*: a write this instance answers after nginx has
+given up waiting for it (``X-Request-Start``, set by nginx, is older than
+nginx's read timeout). Such a request comes from an instance that hung and
+resumed; nginx has meanwhile re-sent it to another instance (a PUT or a
+DELETE) or answered the client 504 (a POST), so applying it now applies a
+client's write a second time, over whatever the client did since. The
+experiment report reads these lines (``late write {json}``).
 """
 
+import json
+import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +32,9 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 PUBLIC_PATHS = ("/healthz", "/api/products/", "/api/schema/", "/api/docs/")
 PERSONAL_CACHE_CONTROL = "private, no-store"
 IDENTITY_CARRIERS = ("Cookie", "Authorization")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+LATE_WRITE = "late write"
+late_writes = logging.getLogger("shop.late_writes")
 
 
 def is_personal(path: str) -> bool:
@@ -46,4 +61,41 @@ class InstanceHeadersMiddleware:
             else:
                 response["Cache-Control"] = PERSONAL_CACHE_CONTROL
             patch_vary_headers(response, IDENTITY_CARRIERS)
+        if request.method not in SAFE_METHODS:
+            _log_if_late(request, response)
         return response
+
+
+def request_start(header: str) -> float | None:
+    """The Unix time in nginx's ``X-Request-Start: t=1732912345.678``, or None."""
+    try:
+        return float(header.removeprefix("t="))
+    except ValueError:
+        return None
+
+
+def _log_if_late(request: HttpRequest, response: HttpResponse) -> None:
+    started = request_start(request.META.get("HTTP_X_REQUEST_START", ""))
+    now = time.time()
+    if started is None or now - started <= settings.LATE_WRITE_AFTER_S:
+        return
+    record: dict[str, Any] = {
+        "request_id": request.META.get("HTTP_X_REQUEST_ID", ""),
+        "method": request.method,
+        "path": request.path,
+        "user": _username(request),
+        "status": response.status_code,
+        "instance": settings.INSTANCE_NAME,
+        "sent_at": started,
+        "at": round(now, 3),
+    }
+    late_writes.warning("%s %s", LATE_WRITE, json.dumps(record))
+
+
+def _username(request: HttpRequest) -> str:
+    """Who wrote, if the request got as far as knowing: the report names whose cart it was."""
+    try:
+        user = request.user
+    except Exception:  # the session store failed: the answer says so, the log need not
+        return ""
+    return user.get_username() if user.is_authenticated else ""

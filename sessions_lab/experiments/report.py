@@ -129,7 +129,57 @@ def markdown(summary: dict[str, Any]) -> str:
         ),
         "",
     ]
+    for mode, result in summary["modes"].items():
+        notes = server_notes(result)
+        if notes:
+            lines += [f"{mode}:", *(f"- {note}" for note in notes), ""]
     return "\n".join(lines)
+
+
+def server_notes(result: dict[str, Any]) -> list[str]:
+    """Sentences on what nginx and the instances logged during the run (summary schema 2)."""
+    notes = []
+    kept = result.get("users_pinned_kept", [])
+    if kept:
+        pinned = result.get("users_pinned_to_faulted_instance") or len(kept)
+        notes.append(
+            f"{len(kept)} of the {pinned} users pinned to {result.get('faulted_instance')} kept "
+            "their session: " + "; ".join(f"{user['user']}: {user['why']}" for user in kept) + "."
+        )
+    retried = result.get("retried_requests", 0)
+    if retried:
+        notes.append(
+            f"nginx re-sent {retried} request{'s' if retried != 1 else ''} to another instance "
+            "after the first refused the connection or timed out."
+        )
+    for write in result.get("late_writes", []):
+        whose = f" for {write['user']}" if write["user"] else ""
+        client = (
+            f"; meanwhile the client got {write['client_got']}"
+            + (f" from {write['client_served_by']}" if write["client_served_by"] else "")
+            if write.get("client_got")
+            else ""
+        )
+        client_failed = int(write.get("client_got") or 0) >= 500
+        applied = (
+            "applied it, although the client had been told it failed"
+            if client_failed
+            else "applied it a second time"
+        ) + (
+            ", over a newer cart (the user then found a cart it had not set)"
+            if write["overwrote"]
+            else ""
+        )
+        outcome = {
+            "applied": applied,
+            "refused": "refused it with 412: its If-Match named an older cart",
+            "failed": f"answered {write['status']}",
+        }[write["outcome"]]
+        notes.append(
+            f"Late write at {write['t']:.1f} s: {write['instance']} answered {write['request']}"
+            f"{whose} {write['late_by_s']:.1f} s after nginx sent it{client}; it {outcome}."
+        )
+    return notes
 
 
 def _any_events(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,6 +201,7 @@ class Section:
     expected: str
     timeline: TimeChart
     spread: SpreadChart
+    notes: list[str]  # what the servers' logs add: re-sent requests, late writes
 
 
 # A line break plus the indentation after it, in a template's literal text.
@@ -221,6 +272,7 @@ def html_report(summary: dict[str, Any], out_dir: Path) -> str:
                 result["expected"],
                 time_chart(timeline, result["events"], summary["duration_s"]),
                 spread_chart(result, users),
+                server_notes(result),
             )
         )
     return _TEMPLATES.get_template("report.html.j2").render(

@@ -16,8 +16,12 @@ from typing import Any
 
 from loadtests.session_checks import FAILURE_CLASSES as FAILURES
 from loadtests.session_checks import SESSION_LOSSES
+from sessions_lab.experiments.server_logs import late_writes, retried_requests
 
-SCHEMA_VERSION = 1
+# 2: adds retried_requests, late_writes, late_writes_applied, late_writes_refused,
+# cart_conflicts, users_pinned_kept and, in the head, conditional_writes
+# (docs/architecture.md).
+SCHEMA_VERSION = 2
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
 FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
@@ -44,6 +48,11 @@ class ModeRun:
     @property
     def stats_file(self) -> Path:
         return self.folder / "locust_stats.csv"
+
+    @property
+    def logs(self) -> Path:
+        """The servers' logs of this mode's run (the runner copies them here)."""
+        return self.folder / "logs"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -117,11 +126,50 @@ def on_load_clock(
     """
     if not timeline or "at" not in timeline[0]:
         return events
-    origin = float(timeline[0]["at"]) - float(timeline[0]["t"])
+    origin = load_origin(timeline)
     return [
         {**event, "t": round(float(event["at"]) - origin, 1)} if "at" in event else event
         for event in events
     ]
+
+
+def load_origin(timeline: list[dict[str, Any]]) -> float:
+    """The Unix time of the load's 0 s, from the first timeline second (0 if unknown)."""
+    if not timeline or "at" not in timeline[0]:
+        return 0.0
+    return float(timeline[0]["at"]) - float(timeline[0]["t"])
+
+
+def why_pinned_kept(
+    users: list[dict[str, Any]], events: list[dict[str, Any]], target: str
+) -> list[dict[str, str]]:
+    """Each user pinned to the faulted instance that kept its session, and why it could.
+
+    Its session lived on ``target``; it shows a loss only by asking for it
+    after the fault. So: it made no request after the fault, or it was an
+    anonymous visitor whose session held nothing yet (an empty cart).
+    """
+    fault_at = next(
+        (
+            float(e["at"])
+            for e in events
+            if e["action"] == "kill" and e["target"] == target and "at" in e
+        ),
+        None,
+    )
+    kept = []
+    for user in users:
+        if user.get("first_instance") != target or user.get("lost"):
+            continue
+        last = user.get("last_request_at")
+        if fault_at is not None and last is not None and float(last) < fault_at:
+            why = "made no request after the fault"
+        elif user.get("kind") == "anonymous":
+            why = "an anonymous visitor with nothing in its session to lose (an empty cart)"
+        else:
+            why = "no request showed a loss (see its line in users.jsonl)"
+        kept.append({"user": str(user.get("user", "")), "why": why})
+    return kept
 
 
 def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, Any]:
@@ -162,7 +210,17 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
             sorted(Counter(user.get("first_instance") or "none" for user in users).items())
         ),
         "faulted_instance": target,
+        # Schema 2: what nginx and the instances logged.
+        "retried_requests": retried_requests(run.logs),
+        "cart_conflicts": sum(int(user.get("conflicts", 0)) for user in users),
+        "users_pinned_kept": why_pinned_kept(users, run.events, target)
+        if pinned and target
+        else [],
     }
+    writes = late_writes(run.logs, users, load_origin(timeline))
+    result["late_writes"] = writes
+    result["late_writes_applied"] = sum(1 for write in writes if write["outcome"] == "applied")
+    result["late_writes_refused"] = sum(1 for write in writes if write["outcome"] == "refused")
     result["verdict"] = verdict_of(result)
     return result
 
@@ -183,6 +241,12 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "p95_ms": 0,
         "recovery_s": 0.0,
         "expected": expected,
+        "retried_requests": 0,
+        "late_writes": [],
+        "late_writes_applied": 0,
+        "late_writes_refused": 0,
+        "cart_conflicts": 0,
+        "users_pinned_kept": [],
         "verdict": "not applicable",
     }
 

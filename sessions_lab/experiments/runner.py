@@ -59,6 +59,7 @@ class Experiment:
     db: str = "sqlite"
     redis_persistence: str = "none"
     seed: int = 1234
+    conditional_writes: bool = False  # shoppers send If-Match: a stale write gets 412
     port: int = 8080
     out: Path = field(default_factory=lambda: default_out_dir("experiment"))
     run_dir: Path = Path(".lab")
@@ -83,7 +84,9 @@ class Experiment:
     # ------------------------------------------------------------------ one mode
 
     def _run_mode(self, mode: str) -> dict[str, Any]:
-        expectation = self.scenario.expectation(mode, self.db, self.redis_persistence)
+        expectation = self.scenario.expectation(
+            mode, self.db, self.redis_persistence, conditional_writes=self.conditional_writes
+        )
         if expectation is None:
             self.say(f"[{mode}] {self.scenario.name} does not apply (no store to restart): skipped")
             return not_applicable(f"{mode} keeps no session in a separate store")
@@ -119,7 +122,14 @@ class Experiment:
         result = summarise_mode(
             run,
             expectation.text,
-            lambda r: verdict(self.scenario, mode, r, self.db, self.redis_persistence),
+            lambda r: verdict(
+                self.scenario,
+                mode,
+                r,
+                self.db,
+                self.redis_persistence,
+                conditional_writes=self.conditional_writes,
+            ),
         )
         self.say(
             f"[{mode}] {result['requests']} requests, {result['failed_requests']} failed, "
@@ -153,6 +163,8 @@ class Experiment:
         ]  # fmt: skip
         if affinity == "ip":
             command.append("--client-ip-per-user")
+        if self.conditional_writes:
+            command.append("--conditional-writes")
         env = {**os.environ, "PYTHONHASHSEED": str(self.seed)}
         with (
             (folder / "locust.log").open("wb") as log,
@@ -280,6 +292,7 @@ class Experiment:
             "db": self.db,
             "redis_persistence": self.redis_persistence,
             "seed": self.seed,
+            "conditional_writes": self.conditional_writes,
             "versions": versions(),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "modes": {},
