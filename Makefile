@@ -35,7 +35,7 @@ down: $(STAMP)  ## stop the lab started by `make up`
 compose: $(STAMP)  ## render deploy/ for docker compose and write deploy/.env with fresh keys (MODE=…)
 	$(BIN)/sessions-lab render --target compose --mode $(MODE)
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) system-deps  ## run the whole test suite (installs chromium and wrk first if missing)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff, the import rules of docs/architecture.md, hadolint

@@ -14,14 +14,16 @@ from tests.cluster.lab import Lab
 
 pytestmark = pytest.mark.cluster
 
+# The workshop guide's `bench --modes all --duration 15`, shortened.
+SHORT_BENCH = ("--modes", "all", "--duration", "5", "--connections", "16")
+
 
 @pytest.mark.timeout(600)
 def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
     run_dir, port, out = tmp_path / "lab", free_port(), tmp_path / "bench"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "sessions_lab.cli", "bench", "--modes", "all",
-             "--duration", "5", "--connections", "16", "--port", str(port),
+            [sys.executable, "-m", "sessions_lab.cli", "bench", *SHORT_BENCH, "--port", str(port),
              "--out", str(out), "--run-dir", str(run_dir)],
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=500, check=False,
         )  # fmt: skip

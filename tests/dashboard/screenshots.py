@@ -1,36 +1,31 @@
-"""Take the workshop guide's dashboard screenshots from a real run.
+"""Take the workshop guide's dashboard screenshots at the guide's own steps.
 
     .venv/bin/python -m tests.dashboard.screenshots docs/screenshots
 
-Runs a short sticky ``kill-one`` experiment (the one a workshop starts with)
-and photographs its dashboard in headless Chromium twice: traffic spread
-over three instances before the kill (``dashboard.png``), and app2 killed
-with the sessions of its users lost (``dashboard-killed.png``). The moments
-are chosen from the dashboard's own data endpoint. Not a test: a tool kept
-beside the tests that share its browser set-up.
+The guide's first step: ``up --mode sticky --instances 3`` on port 8080, a
+participant logs in as ``demo`` and fills a cart, and opens the dashboard
+(``dashboard.png``). Its second: the participant kills the instance it is
+on and reloads (``dashboard-killed.png``). The lab runs in a folder of its own and is torn
+down afterwards. Not a test: a tool kept beside the tests that share its
+browser set-up. Port 8080 must be free (it is what the guide shows).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from sessions_lab.cluster.network import free_port
-from sessions_lab.paths import PROJECT_ROOT
-from tests.cluster.lab import Lab
+from sessions_lab.cluster.network import port_is_free
+from tests.cluster.lab import Lab, Shopper
 from tests.dashboard.browser import chromium
 
-DURATION_S = 30
+PORT = 8080  # the guide's
 SIZE = (1600, 900)  # 16:9, what a projector shows
 
 
@@ -42,57 +37,66 @@ def dashboard_state(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def wait_for(run_dir: Path, condition: Callable[[dict[str, Any]], bool], timeout: float) -> str:
-    """Poll the data endpoint until ``condition`` holds; return the dashboard's URL."""
+def wait_for(run_dir: Path, condition: Any, timeout: float) -> None:
+    """Poll the dashboard's data endpoint until ``condition(data)`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = dashboard_state(run_dir)
-        if data and data.get("experiment") and condition(data):
-            return json.loads((run_dir / "state.json").read_text())["dashboard_url"]
+        if data and condition(data):
+            return
         time.sleep(0.3)
     raise SystemExit(f"the dashboard never showed what was waited for within {timeout} s")
 
 
+def shop_a_little(lab: Lab) -> Shopper:
+    """What the guide asks of a participant: log in as demo, add something, reload a few times."""
+    participant = Shopper(lab, "sticky")
+    participant.login("demo")
+    for product in participant.products()[:3]:
+        participant.put_item(product, 1)
+    reload(participant)
+    return participant
+
+
+def reload(participant: Shopper) -> None:
+    for _ in range(10):
+        participant.call("GET", "/")
+
+
 def main(out: Path) -> None:
+    if not port_is_free(PORT):
+        raise SystemExit(f"port {PORT} is taken: stop what runs there (sessions-lab down?)")
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dashboard-screenshots-"))
-    run_dir, port = work / "run", free_port()
-    command = [
-        sys.executable, "-m", "sessions_lab.cli", "experiment", "--modes", "sticky",
-        "--scenario", "kill-one", "--users", "12", "--duration", str(DURATION_S),
-        "--port", str(port), "--run-dir", str(run_dir), "--out", str(work / "results"),
-    ]  # fmt: skip
-    with (work / "experiment.log").open("wb") as log:
-        experiment = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    lab = Lab(work / "run", PORT)
     try:
+        lab.cli("up", "--mode", "sticky", "--instances", "3", "--port", str(PORT))
+        url = json.loads((lab.run_dir / "state.json").read_text())["dashboard_url"]
         with chromium(work / "chromium-profile", SIZE) as browser:
             # The page's own size, whatever the headless window's frame takes.
             browser.execute_cdp_cmd(
                 "Emulation.setDeviceMetricsOverride",
                 {"width": SIZE[0], "height": SIZE[1], "deviceScaleFactor": 1, "mobile": False},
             )
-            url = wait_for(run_dir, lambda d: d["experiment"]["elapsed_s"] >= 9, 90)
             browser.get(url)
-            wait_for(run_dir, lambda d: d["experiment"]["elapsed_s"] >= 10.5, 30)
-            browser.save_screenshot(str(out / "dashboard.png"))
-
-            def after_losses(data: dict[str, Any]) -> bool:
-                live = data["experiment"]
-                return live["session_losses"] >= 2 and live["elapsed_s"] >= 0.4 * DURATION_S + 4
-
-            wait_for(run_dir, after_losses, 40)
+            participant = shop_a_little(lab)
+            wait_for(lab.run_dir, lambda data: data["traffic"]["requests"] >= 10, 20)
             time.sleep(1.2)  # one more poll of the page, so it shows what the endpoint just did
+            browser.save_screenshot(str(out / "dashboard.png"))
+            # "Kill the instance *you* are on, from the dashboard, and reload."
+            mine = participant.served_by[-1]
+            lab.cli("kill", mine)
+            reload(participant)
+            wait_for(lab.run_dir, lambda data: _status(data, mine) == "killed", 20)
+            time.sleep(1.2)
             browser.save_screenshot(str(out / "dashboard-killed.png"))
-        experiment.wait(timeout=DURATION_S + 60)
     finally:
-        if experiment.poll() is None:
-            os.killpg(experiment.pid, signal.SIGINT)
-            experiment.wait(timeout=30)
-        Lab(run_dir, port).teardown()
+        lab.teardown()
     print(f"wrote {out / 'dashboard.png'} and {out / 'dashboard-killed.png'} (run in {work})")
+
+
+def _status(data: dict[str, Any], name: str) -> str:
+    return next((p["state"] for p in data.get("processes", []) if p.get("name") == name), "")
 
 
 if __name__ == "__main__":

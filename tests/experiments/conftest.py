@@ -36,14 +36,31 @@ def run_experiment(
     return done, summary, out
 
 
-@pytest.fixture(scope="module")
+def options(args: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """``--name value`` pairs (a flag: value ""), in any order: the same run however written."""
+    pairs, index = [], 0
+    while index < len(args):
+        name = args[index]
+        value = (
+            args[index + 1]
+            if index + 1 < len(args) and not args[index + 1].startswith("--")
+            else ""
+        )
+        pairs.append((name, value))
+        index += 2 if value else 1
+    return frozenset(pairs)
+
+
+@pytest.fixture(scope="session")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., tuple]]:
-    """Run an experiment once per argument list and module: several tests read one run."""
-    runs: dict[tuple[str, ...], tuple] = {}
+    """Run an experiment once per set of options and test session: the workshop guide's
+    commands and the tests here that ask for the same run read one run."""
+    runs: dict[frozenset[tuple[str, str]], tuple] = {}
 
     def run(*args: str) -> tuple:
-        if args not in runs:
-            runs[args] = run_experiment(tmp_path_factory.mktemp("experiment"), *args)
-        return runs[args]
+        key = options(args)
+        if key not in runs:
+            runs[key] = run_experiment(tmp_path_factory.mktemp("experiment"), *args)
+        return runs[key]
 
     yield run

@@ -38,7 +38,7 @@ def test_store_restart_does_not_apply_where_there_is_no_store(experiment) -> Non
 @pytest.mark.timeout(300)
 def test_a_drained_rolling_restart_in_redis_mode_fails_no_request(experiment) -> None:
     done, summary, _ = experiment(
-        "--modes", "redis", "--scenario", "rolling-restart", "--users", "6", "--duration", "24"
+        "--modes", "redis", "--scenario", "rolling-restart", "--users", "10", "--duration", "24"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     redis = summary["modes"]["redis"]
