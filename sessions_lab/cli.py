@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--mode", choices=MODE_NAMES, help="also set SESSION_MODE in deploy/.env")
     render.add_argument("--affinity", choices=AFFINITIES, help="sticky mode only (default: cookie)")
     render.add_argument("--instances", type=int, help="must match deploy/docker-compose.yml")
+    render.add_argument(
+        "--port",
+        type=int,
+        help="publish the shop on this port of 127.0.0.1 (LAB_PORT; default 8080)",
+    )
 
     experiment = add(
         "experiment", help="run a fault scenario per mode while Locust shops; write a report"
@@ -340,7 +345,7 @@ def render_compose(args: argparse.Namespace) -> int:
     # Imported here: PyYAML and the compose helpers serve this command only.
     from sessions_lab.cluster.compose_files import prepare_deploy
 
-    written = prepare_deploy(args.mode, args.affinity, args.instances)
+    written = prepare_deploy(args.mode, args.affinity, args.instances, port=args.port)
     folders = sorted({str(path.parent) for path in written if path.suffix == ".conf"})
     print(f"rendered {len(written) - 1} configurations into {', '.join(folders)}")
     print(f"settings and keys: {written[-1]}")

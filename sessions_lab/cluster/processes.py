@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from sessions_lab.waiting import wait_until
+
 # Which check says a process is ready: "http:/path" (200 expected), "redis"
 # (PING), "tcp" (accepts connections).
 HealthCheck = str
@@ -139,3 +141,20 @@ def signal_group(pgid: int, signum: int) -> None:
 def signal_name(signum: int) -> str:
     """``SIGKILL`` for 9: how an exit by signal is written in ``state.json``."""
     return signal.Signals(signum).name
+
+
+def reload_and_wait(pid: int, timeout: float) -> bool:
+    """SIGHUP nginx's master ``pid``; True once every worker is a new one.
+
+    A reloaded nginx keeps its old workers until their requests are done:
+    those requests were routed by the old configuration (a drained instance
+    among its upstreams), so a drain is complete only when they have gone.
+    """
+    old = set(children_of(pid))
+    os.kill(pid, signal.SIGHUP)
+
+    def replaced() -> bool:
+        workers = set(children_of(pid))
+        return bool(workers - old) and not workers & old
+
+    return wait_until(replaced, timeout)

@@ -83,3 +83,39 @@ def test_without_the_generated_keys_compose_refuses_to_start(
     )
     assert checked.returncode != 0
     assert "generate deploy/.env first" in checked.stderr
+
+
+def test_health_checks_run_on_older_engines_and_cannot_pass_too_early(
+    compose: ComposeRun, deploy_copy: Path
+) -> None:
+    resolved = compose(deploy_copy / "docker-compose.yml", "config", "--format", "json")
+    services = json.loads(resolved.stdout)["services"]
+    # start_interval makes Compose refuse every Engine before 25 (and Podman 4).
+    assert all("start_interval" not in s.get("healthcheck", {}) for s in services.values())
+    # Python only (a minimal base has no curl, wget or pgrep), each over TCP.
+    for name, service in services.items():
+        if name in ("migrate", "locust"):
+            continue
+        kind = "app" if name.startswith("app") else name
+        assert service["healthcheck"]["test"] == [
+            "CMD", "python", "-m", "sessions_lab.cluster.serve", "ready", kind
+        ]  # fmt: skip
+
+
+def test_postgres_is_ready_only_when_it_answers_over_tcp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Through the socket pg_isready would also answer a temporary init
+    # server, which listens on no port: only TCP says the real server is up.
+    from sessions_lab.cluster import serve
+
+    asked: list[list[str]] = []
+
+    def pg_isready(argv: list[str], **_: object) -> object:
+        asked.append(argv)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(serve, "binaries", lambda: {"pg_isready": Path("/lab/pg_isready")})
+    monkeypatch.setattr(serve.subprocess, "run", pg_isready)
+    assert serve.ready("postgres") is True
+    [argv] = asked
+    assert Path(argv[0]).name == "pg_isready"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import runpy
-import shlex
 import subprocess
 from pathlib import Path
 from unittest import mock
@@ -19,6 +18,7 @@ from sessions_lab.cluster import compose_files as compose_target
 from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
 from sessions_lab.cluster.binaries import find_binary
 from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.nginx import render_nginx_conf
 from sessions_lab.modes import MODE_NAMES, get_mode
 from tests.compose.conftest import TEST_KEYS, ComposeRun
@@ -156,7 +156,7 @@ def test_nginx_differs_from_native_only_in_addresses(
 ) -> None:
     config = native_config(mode, affinity)
     native = render_nginx_conf(
-        config, native_run(tmp_path), compose_target.nginx_image_version(), config.app_names
+        config, native_run(tmp_path), compose_target.nginx_version(), config.app_names
     )
     rendered = (deploy_copy / "nginx" / f"{mode}-{affinity}.conf").read_text()
 
@@ -199,10 +199,14 @@ def test_compose_nginx_configuration_passes_nginx_t(
 
 
 def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> None:
-    document = yaml.safe_load((compose_target.DEPLOY_DIR / "docker-compose.yml").read_text())
+    written = (compose_target.DEPLOY_DIR / "docker-compose.yml").read_text()
+    # Every address is under one prefix a .env may change; read with its default.
+    prefix = f"${{LAB_SUBNET_PREFIX:-{compose_target.SUBNET_PREFIX}}}"
+    assert written.count(prefix) >= 10 and "172.30." not in written.replace(prefix, "")
+    document = yaml.safe_load(written.replace(prefix, compose_target.SUBNET_PREFIX))
     services = document["services"]
     subnet = document["networks"]["lab"]["ipam"]["config"][0]["subnet"]
-    assert subnet == compose_target.SUBNET
+    assert subnet == f"{compose_target.SUBNET_PREFIX}.0/24"
     hosts = dict(entry.split(":") for entry in services["nginx"]["extra_hosts"])
     for name in compose_target.app_services():
         assert hosts[name] == services[name]["networks"]["lab"]["ipv4_address"]
@@ -210,5 +214,15 @@ def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> No
     assert services["app1"]["environment"]["TRUSTED_PROXIES"] == nginx_address
     assert "--host" in services["locust"]["command"]
     assert f"http://nginx:{compose_target.NGINX_PORT}" in services["locust"]["command"]
-    assert shlex.join(services["nginx"]["ports"]) == "127.0.0.1:8080:8080"
-    assert compose_target.nginx_image_version() >= (1, 29, 6)  # open-source sticky
+    assert services["nginx"]["ports"] == ["127.0.0.1:${LAB_PORT:-8080}:8080"]
+    assert services["locust"]["ports"] == ["127.0.0.1:${LOCUST_PORT:-8089}:8089"]
+    assert compose_target.nginx_version() >= (1, 29, 6)  # open-source sticky
+
+
+def test_the_subnet_comes_from_the_env_file_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    assert compose_target.lab_subnet(tmp_path) == "172.30.80.0/24"  # no .env yet
+    (tmp_path / ".env").write_text("LAB_SUBNET_PREFIX=10.99.7\n")
+    assert compose_target.lab_subnet(tmp_path) == "10.99.7.0/24"
+    (tmp_path / ".env").write_text("LAB_SUBNET_PREFIX=10.99.7.0/24\n")
+    with pytest.raises(LabError, match="three numbers"):
+        compose_target.lab_subnet(tmp_path)
