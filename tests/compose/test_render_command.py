@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,22 @@ def test_render_writes_every_configuration_and_a_private_env(
     assert env["SESSION_MODE"] == "sticky" and env["LAB_AFFINITY"] == "ip"
     assert env["SECRET_KEY"] != env["JWT_SIGNING_KEY"]
     assert "docker compose -f deploy/docker-compose.yml up" in capsys.readouterr().out
+
+
+def test_rendered_configs_are_readable_by_the_containers_whatever_the_umask(deploy: Path) -> None:
+    previous = os.umask(0o077)  # a cautious user's: files only they may read
+    try:
+        assert (
+            cli.main(["render", "--target", "compose", "--mode", "redis", "--port", "18080"]) == 0
+        )
+    finally:
+        os.umask(previous)
+    for folder in ("nginx", "redis"):
+        assert (deploy / folder).stat().st_mode & 0o755 == 0o755
+        for conf in (deploy / folder).glob("*.conf"):
+            assert conf.stat().st_mode & 0o644 == 0o644, conf  # the image's user reads it
+    assert compose.read_env(deploy)["LAB_PORT"] == "18080"
+    assert (deploy / ".env").stat().st_mode & 0o077 == 0  # the keys stay private
 
 
 @pytest.mark.parametrize(
