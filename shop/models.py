@@ -112,3 +112,30 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.client_ip} at {self.at:%H:%M:%S}"
+
+
+class CheckoutKey(models.Model):
+    """A checkout's ``Idempotency-Key``: the order it placed, so a repeat places none.
+
+    A client that did not hear the answer (an instance died mid-checkout,
+    nginx re-sent the request elsewhere) sends the same key again and gets the
+    same order back. ``fingerprint`` says which request the key was first used
+    for; ``lines`` which cart it bought, so a replay can finish emptying it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkout_keys"
+    )
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+    lines = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="one_order_per_checkout_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.key} → order {self.order_id}"

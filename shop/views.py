@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
@@ -21,6 +22,7 @@ from sessions_lab.modes import get_mode
 from shop import login_throttle, services
 from shop.cart import Cart, CartTooLargeError, cart_store_for
 from shop.forms import QuantityForm
+from shop.idempotency import InvalidKeyError, KeyReusedError, checkout_once
 from shop.jwt_cookies import (
     blacklist_refresh,
     delete_token_cookies,
@@ -43,6 +45,8 @@ LOGOUT_REFUSED = (
     "Could not log you out: the session store (Redis) cannot be reached, so your session "
     "is unchanged. Try again in a moment."
 )
+# Every page checkout is the same request: its key alone tells them apart.
+PAGE_CHECKOUT = "page checkout"
 # The routes that end a session: failing there, the answer must say the logout did not happen.
 LOGOUT_ROUTES = frozenset({"logout", "api-session-logout"})
 
@@ -189,11 +193,15 @@ def checkout(request: HttpRequest) -> HttpResponse:
     store = cart_store_for(request)
     cart = store.load()
     if request.method == "POST":
+        # The key the page was rendered with: pressing "Place order" twice, or
+        # again after a failed answer, places one order.
+        key = request.POST.get("idempotency_key") or None
         try:
-            order = services.order_place(request.user, store)
-        except services.EmptyCartError as error:
+            placed = checkout_once(request.user, store, key, PAGE_CHECKOUT)
+        except (services.EmptyCartError, InvalidKeyError, KeyReusedError) as error:
             messages.error(request, str(error))
             return redirect("cart")
+        order = placed.order
         messages.success(
             request, f"Thank you! Order {order.pk} is placed ({order.instance} took it)."
         )
@@ -201,7 +209,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "shop/checkout.html",
-        {"cart": cart, "lines": services.cart_lines(cart), "total": services.cart_total(cart)},
+        {
+            "cart": cart,
+            "lines": services.cart_lines(cart),
+            "total": services.cart_total(cart),
+            "idempotency_key": uuid.uuid4().hex,
+        },
     )
 
 

@@ -152,7 +152,7 @@ def expected_statuses(mode: str) -> dict[tuple[str, str], set[str]]:
         ("put", "/api/cart/items/{product_id}/"): {"200", "400", "403", "404", "412"}
         | login_needed,
         ("delete", "/api/cart/items/{product_id}/"): {"200", "403", "404", "412"} | login_needed,
-        ("post", "/api/checkout/"): {"201", "400", "401", "403", "412"},
+        ("post", "/api/checkout/"): {"201", "400", "401", "403", "412", "422"},
         ("post", "/api/session/login/"): {"200", "400", "401", "403", "429"},
         ("post", "/api/session/logout/"): {"200", "403"},
         ("post", "/api/token/"): {"200", "400", "401", "429"},

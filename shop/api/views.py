@@ -22,7 +22,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from sessions_lab.modes import Mode, get_mode
 from shop import login_throttle, services
-from shop.api import serializers
+from shop.api import idempotent, serializers
 from shop.api.authentication import BearerAuthentication
 from shop.api.conditional import (
     IF_MATCH,
@@ -39,6 +39,7 @@ from shop.cart import (
     active_user_cart,
     cart_store_for,
 )
+from shop.idempotency import InvalidKeyError, KeyReusedError, checkout_once
 from shop.inspector import describe_session
 from shop.jwt_cookies import issue_tokens
 from shop.models import Product
@@ -329,30 +330,41 @@ class CartItemView(ShopAPI, APIView):
 class CheckoutView(ShopAPI, APIView):
     """Place an order from the cart and empty it; needs a login in every mode.
 
-    With If-Match, only while the cart is at the version the client read.
+    With If-Match, only while the cart is at the version the client read;
+    with an Idempotency-Key, once (``shop.api.idempotent``).
     """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        parameters=[IF_MATCH, etag_header(201, 412)],
+        parameters=[IF_MATCH, idempotent.IDEMPOTENCY_KEY, etag_header(201, 412)],
         request=None,
         responses={
             201: serializers.OrderCreatedSerializer,
-            400: error_answer("The cart is empty."),
+            400: error_answer("The cart is empty, or the Idempotency-Key is malformed."),
             **PRECONDITION_FAILED,
+            **idempotent.KEY_REUSED,
         },
     )
     def post(self, request: Request) -> Response:
         try:
-            order, cart = services.checkout(
-                request.user, _store(request), versions=if_match_versions(request)
+            placed = checkout_once(
+                request.user,
+                _store(request),
+                idempotent.key_of(request),
+                idempotent.request_fingerprint(request),
+                versions=if_match_versions(request),
             )
-        except services.EmptyCartError as error:
+        except (services.EmptyCartError, InvalidKeyError) as error:
             raise exceptions.ValidationError(str(error)) from None
-        body = {"order": order.pk, "total": f"{order.total:.2f}"}
+        except KeyReusedError as error:
+            raise idempotent.KeyReused(str(error)) from None
+        body = {"order": placed.order.pk, "total": f"{placed.order.total:.2f}"}
         # The ETag of the cart the order leaves: empty, one version on.
-        return with_etag(Response(body, status=status.HTTP_201_CREATED), cart.version)
+        response = with_etag(Response(body, status=status.HTTP_201_CREATED), placed.cart.version)
+        if placed.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 # What a login answers when it fails, with a session or for tokens alike.
