@@ -31,6 +31,9 @@ INSTANCE_NAME = os.environ.get("INSTANCE_NAME", "app1")
 # answered later than this after nginx sent it is one nginx has given up on,
 # and is logged as a late duplicate (shop/middleware.py).
 LATE_WRITE_AFTER_S = float(os.environ.get("LATE_WRITE_AFTER_S", "5"))
+# Lab-only: hold each checkout this long after its order is written, before it
+# commits, so a test can kill the instance mid-checkout. 0 (off) but in tests.
+CHECKOUT_DELAY_S = float(os.environ.get("LAB_CHECKOUT_DELAY_S", "0"))
 
 # Every instance of one deployment must share both keys: a session or token
 # signed by app1 is checked by app2. They are distinct, so leaking one does

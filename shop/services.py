@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from django.db import transaction
 
 from shop.cart import Cart, CartStore, StaleCartError
 from shop.models import Order, OrderLine, Product
+
+log = logging.getLogger("shop.checkout")
 
 
 class EmptyCartError(Exception):
@@ -132,6 +135,13 @@ def checkout(user: Any, store: CartStore, *, versions: Versions = None) -> tuple
         )
         for line in lines
     )
+    if settings.CHECKOUT_DELAY_S:
+        # Lab-only (LAB_CHECKOUT_DELAY_S): the window in which a test kills this
+        # instance with the order written but not committed.
+        log.warning(
+            "checkout of order %s held %.1f s before commit", order.pk, settings.CHECKOUT_DELAY_S
+        )
+        time.sleep(settings.CHECKOUT_DELAY_S)
     cart.clear()
     store.save(cart, expected=None if versions is None else cart.version)
     return order, cart

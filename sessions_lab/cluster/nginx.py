@@ -155,8 +155,8 @@ def render_nginx_for(
         trusted_proxy=placement.trusted_proxy,
     )
     location_extra = {
-        "route.tmpl": "            add_header Set-Cookie $lab_route_cookie always;",
-        "cookie_hash.tmpl": "            add_header Set-Cookie $lab_affinity_cookie always;",
+        "route.tmpl": "        add_header Set-Cookie $lab_route_cookie always;",
+        "cookie_hash.tmpl": "        add_header Set-Cookie $lab_affinity_cookie always;",
     }.get(balancing.template, "")
     return render(
         "nginx/nginx.conf.tmpl",
