@@ -16,7 +16,7 @@ from typing import Any
 
 from loadtests.session_checks import FAILURE_CLASSES as FAILURES
 from loadtests.session_checks import SESSION_LOSSES
-from sessions_lab.experiments.server_logs import late_writes, retried_requests
+from sessions_lab.experiments.server_logs import access_lines, late_writes, retried_requests
 
 # 2: adds retried_requests, late_writes, late_writes_applied, late_writes_refused,
 # cart_conflicts, users_pinned_kept and, in the head, conditional_writes
@@ -182,6 +182,7 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
     for second in timeline:
         failures.update({k: v for k, v in second["failures_by_class"].items() if k in failures})
     lost = [user for user in users if user.get("lost")]
+    access = access_lines(run.logs)  # nginx's log, read once for both readers
     target = faulted_instance(events)
     pinned = run.pinned and target is not None
     result: dict[str, Any] = {
@@ -211,13 +212,13 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
         ),
         "faulted_instance": target,
         # Schema 2: what nginx and the instances logged.
-        "retried_requests": retried_requests(run.logs),
+        "retried_requests": retried_requests(access),
         "cart_conflicts": sum(int(user.get("conflicts", 0)) for user in users),
         "users_pinned_kept": why_pinned_kept(users, run.events, target)
         if pinned and target
         else [],
     }
-    writes = late_writes(run.logs, users, load_origin(timeline))
+    writes = late_writes(run.logs, access, users, load_origin(timeline))
     result["late_writes"] = writes
     result["late_writes_applied"] = sum(1 for write in writes if write["outcome"] == "applied")
     result["late_writes_refused"] = sum(1 for write in writes if write["outcome"] == "refused")

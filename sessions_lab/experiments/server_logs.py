@@ -23,17 +23,20 @@ LATE_WRITE = "late write "
 REFUSED = 412  # Precondition Failed: the write's If-Match named an older cart
 
 
-def access_lines(logs: Path) -> Iterator[dict[str, Any]]:
+def access_lines(logs: Path) -> list[dict[str, Any]]:
+    """nginx's access log, a dict a line; read once per mode and handed to the readers below."""
     path = logs / NGINX_ACCESS_LOG
     if not path.is_file():
-        return
+        return []
+    records = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut off by the stop
         if isinstance(record, dict):
-            yield record
+            records.append(record)
+    return records
 
 
 def was_resent(record: Mapping[str, Any]) -> bool:
@@ -41,9 +44,9 @@ def was_resent(record: Mapping[str, Any]) -> bool:
     return "," in str(record.get("upstream_addr", ""))
 
 
-def retried_requests(logs: Path) -> int:
+def retried_requests(access: Sequence[Mapping[str, Any]]) -> int:
     """Requests nginx re-sent to another instance after the first one failed or timed out."""
-    return sum(1 for record in access_lines(logs) if was_resent(record))
+    return sum(1 for record in access if was_resent(record))
 
 
 def late_write_lines(logs: Path) -> Iterator[dict[str, Any]]:
@@ -62,7 +65,10 @@ def late_write_lines(logs: Path) -> Iterator[dict[str, Any]]:
 
 
 def late_writes(
-    logs: Path, users: Sequence[Mapping[str, Any]], origin: float
+    logs: Path,
+    access: Sequence[Mapping[str, Any]],
+    users: Sequence[Mapping[str, Any]],
+    origin: float,
 ) -> list[dict[str, Any]]:
     """Each late write, on the load's clock (``origin``: Unix time of its 0 s).
 
@@ -75,7 +81,7 @@ def late_writes(
     re-sent copy itself is not a late write, though it carries the first
     attempt's ``X-Request-Start``: its instance is the one that answered.
     """
-    clients = {str(r.get("request_id")): r for r in access_lines(logs) if r.get("request_id")}
+    clients = {str(r.get("request_id")): r for r in access if r.get("request_id")}
     found_cart_changed = {
         str(user.get("user")): float(user["first_loss_at"])
         for user in users

@@ -113,7 +113,7 @@ def test_postgres_is_ready_only_when_it_answers_over_tcp(monkeypatch: pytest.Mon
         asked.append(argv)
         return type("Done", (), {"returncode": 0})()
 
-    monkeypatch.setattr(serve, "binaries", lambda: {"pg_isready": Path("/lab/pg_isready")})
+    monkeypatch.setattr(serve, "tool", lambda name: Path("/lab") / name)
     monkeypatch.setattr(serve.subprocess, "run", pg_isready)
     assert serve.ready("postgres") is True
     [argv] = asked
