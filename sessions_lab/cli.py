@@ -310,8 +310,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "doctor":
         return doctor()
     elif args.command == "manage":
-        from sessions_lab.shop_commands import manage
-
         arguments = list(args.arguments)
         if "--run-dir" in arguments[:-1]:  # after the command, yet the lab's, not Django's
             at = arguments.index("--run-dir")
@@ -319,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
             del arguments[at : at + 2]
         if not arguments:
             raise LabError("say which command: `sessions-lab manage seed_catalog 1500`")
-        manage(cluster, arguments)
+        cluster.manage(*arguments, capture=False)
     elif args.command == "fill-cart":
         from sessions_lab.shop_commands import describe, fill_cart
 

@@ -26,6 +26,7 @@ class Client:
     jar: CookieJar = field(default_factory=CookieJar)
     access: str = ""
     refresh: str = ""
+    username: str = ""  # who ``log_in`` logged in
 
     def __post_init__(self) -> None:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
@@ -42,12 +43,18 @@ class Client:
         return headers
 
     def call(
-        self, method: str, path: str, body: Any = None, timeout: float = 10
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """The status and JSON body of one request; ``headers`` go after the session's own."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310 - loopback URL we built
         request.add_header("Content-Type", "application/json")
-        for name, value in self.headers(write=method != "GET").items():
+        for name, value in {**self.headers(write=method != "GET"), **(headers or {})}.items():
             if name != "Cookie":  # the jar adds cookies itself
                 request.add_header(name, value)
         try:
@@ -77,6 +84,7 @@ class Client:
             status, _ = self.call("POST", "/api/session/login/", credentials)
         if status != 200:
             raise RuntimeError(f"login as {username} failed with {status}")
+        self.username = username
         if self.jwt:
             self.refresh = body["refresh"]
         for product, quantity in CART_LINES.items() if cart else ():

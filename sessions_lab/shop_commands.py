@@ -1,8 +1,7 @@
-"""Commands a workshop runs against the shop of a running lab: ``manage`` and ``fill-cart``.
+"""``fill-cart``, a command a workshop runs against the shop of a running lab.
 
-``manage`` runs any of Django's commands (``seed_catalog 1500``,
-``seed_catalog --reset``) in the lab's own environment: its database, its
-keys, its mode, so nothing has to be set by hand. ``fill-cart`` is the
+(``manage``, Django's commands in the lab's own environment, is
+``Cluster.manage``.) ``fill-cart`` is the
 cookie-ceiling exercise in one line: it grows the catalog if needed, then
 adds one-item lines to a cart through nginx, as a browser would, until the
 shop refuses one and says why.
@@ -10,40 +9,14 @@ shop refuses one and says why.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 
-from sessions_lab.cluster.apps import app_env
 from sessions_lab.cluster.cluster import Cluster
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.modes import get_mode
-from sessions_lab.paths import PROJECT_ROOT
 from sessions_lab.shop_client import Client
 
 DEMO_USER = "demo"
-
-
-def manage(cluster: Cluster, arguments: list[str], capture: bool = False) -> str:
-    """Run ``manage.py ARGUMENTS`` with the running lab's environment; its output if captured."""
-    if not cluster.is_running():
-        raise LabError("no lab is running: `sessions-lab up --mode M` first")
-    config = cluster.run.read_config()
-    completed = subprocess.run(  # noqa: S603 - our own manage.py, arguments passed as a list
-        [sys.executable, str(PROJECT_ROOT / "manage.py"), *arguments],
-        cwd=PROJECT_ROOT,
-        env=app_env(config, cluster.run, "manage"),
-        capture_output=capture,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        detail = (completed.stderr or "").strip().splitlines()[-1:] if capture else []
-        raise LabError(
-            f"manage.py {' '.join(arguments)} failed (exit {completed.returncode})"
-            + (f": {detail[0]}" if detail else "")
-        )
-    return completed.stdout or ""
 
 
 @dataclass(frozen=True)
@@ -66,7 +39,7 @@ def fill_cart(cluster: Cluster, lines: int, password: str) -> Filled:
     if status != 200:
         raise LabError(f"the product list answered {status}")
     if len(products) < lines:
-        manage(cluster, ["seed_catalog", str(lines)], capture=True)
+        cluster.manage("seed_catalog", str(lines))
         _, products = client.call("GET", "/api/products/")
     added = 0
     for product in sorted(item["id"] for item in products)[:lines]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sessions_lab.cluster import network
+from sessions_lab.cluster.apps import app_env
 from sessions_lab.cluster.binaries import BinaryNotFoundError, find_binary
 from sessions_lab.cluster.config import (
     APP_PORT_BASE,
@@ -241,6 +242,27 @@ class Cluster:
     def collect_logs(self) -> Path:
         """The run's log folder: the supervisor already writes every log there."""
         return self.run.logs
+
+    def manage(self, *arguments: str, capture: bool = True) -> str:
+        """Run ``manage.py ARGUMENTS`` with the running lab's environment: its database, its
+        keys, its mode; its standard output if captured (else it goes to the terminal)."""
+        if not self.is_running():
+            raise LabError("no lab is running: `sessions-lab up --mode M` first")
+        completed = subprocess.run(  # noqa: S603 - our own manage.py, arguments passed as a list
+            [sys.executable, str(PROJECT_ROOT / "manage.py"), *arguments],
+            cwd=PROJECT_ROOT,
+            env=app_env(self.run.read_config(), self.run, "manage"),
+            capture_output=capture,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            detail = (completed.stderr or "").strip().splitlines()[-1:] if capture else []
+            raise LabError(
+                f"manage.py {' '.join(arguments)} failed (exit {completed.returncode})"
+                + (f": {detail[0]}" if detail else "")
+            )
+        return completed.stdout or ""
 
     # ------------------------------------------------------------------ state and leftovers
 

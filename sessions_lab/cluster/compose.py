@@ -247,6 +247,10 @@ class ComposeCluster:
             f"`sessions-lab kill {target} --signal TERM` now loses nothing"
         )
 
+    def manage(self, *arguments: str) -> str:
+        """``manage.py ARGUMENTS`` in app1's container: its environment, its database."""
+        return self.compose("exec", "-T", "app1", "python", "manage.py", *arguments, timeout=60)
+
     def status(self) -> dict[str, Any]:
         """The shape of the native ``state.json``, read from ``docker compose ps``."""
         env = read_env(self.deploy_dir)

@@ -72,6 +72,9 @@ class Driver(Protocol):
     def collect_logs(self) -> Path:
         """Every process's log (and nginx's access log) in one folder; that folder."""
 
+    def manage(self, *arguments: str) -> str:
+        """Run ``manage.py ARGUMENTS`` against the lab's database; its standard output."""
+
 
 def driver_for(name: str, run_dir: Path) -> Driver:
     """The cluster ``--driver NAME`` means; ``run_dir`` is the native lab's run folder."""

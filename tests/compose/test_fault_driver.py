@@ -260,6 +260,15 @@ def test_down_leaves_no_drained_configuration_behind(
     assert docker.calls()[-1] == ["down"]
 
 
+def test_the_order_audit_reads_the_database_in_app1s_container(
+    docker: FakeDocker, cluster: ComposeCluster
+) -> None:
+    cluster.manage("orders_placed", "--since", "1796000000.000")
+    assert docker.calls() == [
+        ["exec", "-T", "app1", "python", "manage.py", "orders_placed", "--since", "1796000000.000"]
+    ]
+
+
 def test_status_reads_compose_ps(docker: FakeDocker, cluster: ComposeCluster) -> None:
     docker.answer_ps(
         [
