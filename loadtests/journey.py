@@ -16,11 +16,13 @@ same way.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any, ClassVar
 
+import gevent
 from locust import TaskSet
 
 from loadtests.cart_versions import PRECONDITION_FAILED, CartVersion
@@ -41,6 +43,8 @@ PRODUCT_PAGE = "/products/[id]/"
 # of `cookie` mode far below its 4 KB ceiling.
 MAX_CART_LINES = 4
 MAX_QUANTITY = 3
+# A checkout that got no answer is sent this many times in all, with the same key.
+CHECKOUT_ATTEMPTS = 3
 
 
 def cart_item(product: int) -> str:
@@ -124,6 +128,7 @@ class Journey(TaskSet):
         path: str,
         *,
         excuse: Callable[[Answer], bool] | None = None,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> tuple[Answer, Failure | None]:
         condition = self.version.if_match(method, path) if self.version else {}
@@ -140,7 +145,7 @@ class Journey(TaskSet):
             method,
             path,
             self.check,
-            headers={**self.auth_headers(method), **condition},
+            headers={**self.auth_headers(method), **condition, **(headers or {})},
             excuse=excused,
             **kwargs,
         )
@@ -309,16 +314,43 @@ class Shopping(Journey):
 
     @step
     def checkout(self) -> None:
+        """Pay for the cart, once: a checkout that got no answer is sent again with its key.
+
+        The ``Idempotency-Key`` makes the repeat safe: the shop answers an
+        order it already placed for this key instead of placing another
+        (and nginx may re-send it to another instance by itself).
+        """
         if not self.check.cart:
             self.add_to_cart()
             return
-        answer, failure = self.send("POST", "/api/checkout/", ok=(201,), shows=Shows.ORDER)
-        if failure is None and answer.status == 201:
+        key = uuid.uuid4().hex
+        for attempt in range(CHECKOUT_ATTEMPTS):
+            if attempt:
+                # A client's backoff before it tries again, not a wait for anything.
+                gevent.sleep(self.user.rng.uniform(0.2, 0.6))
+            answer, failure = self.send(
+                "POST",
+                "/api/checkout/",
+                ok=(201,),
+                shows=Shows.ORDER,
+                headers={"Idempotency-Key": key},
+            )
+            if failure not in TRANSPORT_FAILURES:
+                break
+        if answer.status == 201 and not answer.truncated:
+            # Placed, whatever the judgment: a total other than expected (a cart
+            # changed behind the shopper's back) is a loss, but still an order.
             self.check.cart = {}
+            body = answer.json() if isinstance(answer.json(), dict) else {}
+            self.user.record.orders.append(
+                {"order": body.get("order"), "total": body.get("total"), "key": key}
+            )
         elif failure in TRANSPORT_FAILURES:
-            # Placed or not, nobody can tell from here: the shopper empties its
-            # cart either way rather than count a loss that did not happen.
+            # Placed or not, nobody can tell from here (the order audit will):
+            # the shopper empties its cart either way rather than count a loss
+            # that did not happen.
             self.check.cart = {}
+            self.user.record.checkouts_unanswered.append(key)
         self.after(failure, write=True)
 
 

@@ -8,7 +8,8 @@ or headless, as the lab's experiment runner does::
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8080 --headless \\
         -u 30 -r 10 -t 40s --demo-users 30 --csv results/db/locust \\
-        --users-out results/db/users.jsonl --timeline-out results/db/timeline.jsonl
+        --users-out results/db/users.jsonl --timeline-out results/db/timeline.jsonl \\
+        --failures-out results/db/failures.jsonl
 
 Two kinds of user, three to one: ``Shopper`` logs in once as its own demo
 user and shops (a cookie session with CSRF tokens, or a bearer token in
@@ -101,6 +102,13 @@ def _lab_options(parser: Any) -> None:
         default="",
         env_var="LOCUST_USERS_OUT",
         help="Write one JSON line per user at test stop: who served it, what it lost, when",
+    )
+    parser.add_argument(
+        "--failures-out",
+        default="",
+        env_var="LOCUST_FAILURES_OUT",
+        help="Write one JSON line per failed request at test stop: when, what, "
+        "which instance answered, nginx's request id",
     )
     parser.add_argument(
         "--timeline-out",

@@ -56,6 +56,11 @@ class UserRecord:
     # looked, so its write was refused instead of landing on a newer cart. No failure.
     conflicts: int = 0
     last_request_at: float | None = None  # Unix time: did it ask anything after a fault?
+    # Each checkout the shop acknowledged (201): {"order", "total", "key"}; and the
+    # Idempotency-Keys of checkouts no attempt got an answer for (placed or not: the
+    # order audit tells).
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    checkouts_unanswered: list[str] = field(default_factory=list)
 
     @property
     def lost(self) -> bool:
@@ -102,15 +107,21 @@ class UserRecord:
             "unexpected": self.unexpected,
             "conflicts": self.conflicts,
             "last_request_at": self.last_request_at,
+            "orders": list(self.orders),
+            "checkouts_unanswered": list(self.checkouts_unanswered),
         }
 
 
 def write_users(path: Path, records: list[UserRecord]) -> None:
     """The users file: one JSON object per line, one line per user."""
+    write_jsonl(path, [record.to_json() for record in records])
+
+
+def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
+    """One JSON object per line (the users file, the failures file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record.to_json()) + "\n")
+        out.writelines(json.dumps(line) + "\n" for line in lines)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import gevent
 from locust import events
 from locust.env import Environment
 
-from loadtests.records import VOID_RUN_EXIT_CODE, Timeline, UserRecord, write_users
+from loadtests.records import VOID_RUN_EXIT_CODE, Timeline, UserRecord, write_jsonl, write_users
 from loadtests.session_checks import Failure
 
 FAILURE_NAMES = frozenset(failure.value for failure in Failure)
@@ -43,6 +43,7 @@ class RunLog:
         self.started = False
         self.answered = 0  # requests that got any HTTP status back
         self.records: list[UserRecord] = []
+        self.failures: list[dict[str, Any]] = []  # one per failed request, in order
         self.timeline = Timeline(self.started_at)
         self._numbers: dict[str, int] = {}
 
@@ -53,6 +54,13 @@ class RunLog:
 
     def seconds(self) -> float:
         return time.time() - self.started_at
+
+    def seconds_at(self, at: float) -> float:
+        return at - self.started_at
+
+    def failed_request(self, failure: dict[str, Any]) -> None:
+        """Keep one failed request for the failures file (``loadtests/shop_user.failed_request``)."""
+        self.failures.append(failure)
 
     def add_user(self, record: UserRecord) -> UserRecord:
         self.records.append(record)
@@ -89,6 +97,9 @@ class RunLog:
         users_out = _option(environment, "users_out")
         if users_out:
             write_users(Path(users_out), self.records)
+        failures_out = _option(environment, "failures_out")
+        if failures_out:
+            write_jsonl(Path(failures_out), self.failures)
 
 
 RUN = RunLog()

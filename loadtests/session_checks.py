@@ -62,6 +62,11 @@ class Answer:
     served_by: str = ""
     session_mode: str = ""
     etag: str = ""  # the cart's version, on cart answers of a shop that keeps one
+    request_id: str = ""  # nginx's X-Request-ID: finds the request in nginx's access log
+    error: str = ""  # why there is no (whole) answer: the client's exception
+    # The status line came, then the connection closed before the whole body:
+    # no valid answer, counted as `connection` and reported apart.
+    truncated: bool = False
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -73,7 +78,7 @@ class Answer:
 
 def transport_failure(answer: Answer) -> Failure | None:
     """Failures that say nothing about the session: no answer, a 5xx, a CSRF refusal."""
-    if answer.status == 0:
+    if answer.status == 0 or answer.truncated:
         return Failure.CONNECTION
     if answer.status >= 500:
         return Failure.HTTP_5XX

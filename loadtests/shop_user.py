@@ -137,18 +137,47 @@ class ShopUser(FastHttpUser):
             else:
                 response.failure(failure.value)
                 self.record.failed(failure, RUN.seconds(), time.time())
+                RUN.failed_request(
+                    failed_request(self.record.user, method, path, answer, failure, sent_at)
+                )
         self.record.served(answer.served_by, sent_at)
         return answer, failure
 
 
+def failed_request(
+    user: str, method: str, path: str, answer: Answer, failure: Failure, sent_at: float
+) -> dict[str, Any]:
+    """One line of the failures file: what the report needs to explain this failure."""
+    return {
+        "at": round(sent_at, 3),  # sent, Unix time
+        "done": round(time.time(), 3),  # answered (or given up on)
+        "t": round(RUN.seconds_at(sent_at), 3),
+        "user": user,
+        "request": f"{method} {path}",
+        "status": answer.status,
+        "error": answer.error,
+        "truncated": answer.truncated,
+        "failure": failure.value,
+        "served_by": answer.served_by,
+        "request_id": answer.request_id,
+    }
+
+
 def _answer_of(response: Any) -> Answer:
     headers = response.headers or {}
+    status = response.status_code or 0
+    error = getattr(response, "error", None)
+    truncated = False
     try:
         body = response.text or ""
-    except Exception:  # a response cut off mid-body has no text; its status says enough
-        body = ""
+    except Exception as cut_off:  # the status line came, then the connection closed
+        body, truncated = "", bool(status)
+        error = error or cut_off
     return Answer(
-        status=response.status_code or 0,
+        request_id=headers.get("X-Request-ID", "") or "",
+        error=f"{type(error).__name__}: {error}" if error else "",
+        truncated=truncated,
+        status=status,
         body=body,
         location=headers.get("Location", "") or "",
         served_by=headers.get("X-Served-By", "") or "",

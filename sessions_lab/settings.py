@@ -31,6 +31,11 @@ INSTANCE_NAME = os.environ.get("INSTANCE_NAME", "app1")
 # answered later than this after nginx sent it is one nginx has given up on,
 # and is logged as a late duplicate (shop/middleware.py).
 LATE_WRITE_AFTER_S = float(os.environ.get("LATE_WRITE_AFTER_S", "5"))
+# nginx waits this long for a login (a password hash queued behind others on a
+# busy machine), and re-sends it like a GET: a login answered within it is
+# not late (sessions_lab/cluster/templates/nginx/nginx.conf.tmpl).
+LOGIN_WAIT_S = float(os.environ.get("LOGIN_WAIT_S", "30"))
+LOGIN_PATHS = ("/api/session/login/", "/api/token/", "/api/token/refresh/", "/accounts/login/")
 # Lab-only: hold each checkout this long after its order is written, before it
 # commits, so a test can kill the instance mid-checkout. 0 (off) but in tests.
 CHECKOUT_DELAY_S = float(os.environ.get("LAB_CHECKOUT_DELAY_S", "0"))

@@ -77,7 +77,13 @@ def request_start(header: str) -> float | None:
 def _log_if_late(request: HttpRequest, response: HttpResponse) -> None:
     started = request_start(request.META.get("HTTP_X_REQUEST_START", ""))
     now = time.time()
-    if started is None or now - started <= settings.LATE_WRITE_AFTER_S:
+    # nginx gives a login longer (LOGIN_WAIT_S) before it gives up on it.
+    waits = (
+        settings.LOGIN_WAIT_S
+        if request.path in settings.LOGIN_PATHS
+        else settings.LATE_WRITE_AFTER_S
+    )
+    if started is None or now - started <= waits:
         return
     record: dict[str, Any] = {
         "request_id": request.META.get("HTTP_X_REQUEST_ID", ""),

@@ -216,6 +216,31 @@ def test_an_instance_logs_a_write_it_answers_after_nginx_gave_up(
     assert written["at"] - written["sent_at"] >= 7.5
 
 
+def late(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "shop.late_writes"]
+
+
+@pytest.mark.django_db
+@override_settings(LATE_WRITE_AFTER_S=5, LOGIN_WAIT_S=30)
+def test_a_login_nginx_still_waits_for_is_not_a_late_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """nginx gives a login LOGIN_WAIT_S (a password hash queued on a busy machine), not 5 s."""
+    login = {"username": "nobody", "password": "wrong"}
+    with caplog.at_level(logging.WARNING, logger="shop.late_writes"):
+        Client().post(
+            "/api/session/login/", data=login, content_type="application/json",
+            headers={"X-Request-Start": f"t={time.time() - 12:.3f}"},
+        )  # fmt: skip
+        assert late(caplog) == []
+        Client().post(
+            "/api/session/login/", data=login, content_type="application/json",
+            headers={"X-Request-Start": f"t={time.time() - 31:.3f}"},
+        )  # fmt: skip
+    [record] = late(caplog)
+    assert '"path": "/api/session/login/"' in record.getMessage()
+
+
 @pytest.mark.django_db
 def test_a_missing_or_garbled_request_start_is_not_a_late_write(
     caplog: pytest.LogCaptureFixture,

@@ -36,6 +36,7 @@ from sessions_lab.experiments.charts import (
     spread_chart,
     time_chart,
 )
+from sessions_lab.experiments.failures import describe
 from sessions_lab.experiments.results import FAILURE_CLASSES, read_jsonl
 from sessions_lab.modes import MODES, LoadBalancing, get_mode
 
@@ -54,11 +55,22 @@ def _faulted_cell(result: dict[str, Any]) -> str:
     return "—" if on_faulted is None else str(on_faulted)
 
 
+def _orders_cell(result: dict[str, Any]) -> str:
+    """Acknowledged / lost / doubled: "—" in a summary older than the audit (schema 3)."""
+    if result.get("order_audit_error"):
+        return "not audited"
+    if result.get("orders_lost") is None:
+        return "—"
+    return f"{result['orders_acknowledged']} / {result['orders_lost']} / {result['orders_doubled']}"
+
+
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for mode, result in summary["modes"].items():
         if result["verdict"] == "not applicable":
-            rows.append([mode, "—", "—", "—", "—", "—", "—", result["expected"], "not applicable"])
+            rows.append(
+                [mode, "—", "—", "—", "—", "—", "—", "—", result["expected"], "not applicable"]
+            )
             continue
         rows.append(
             [
@@ -67,6 +79,7 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
                 str(result["failed_requests"]),
                 _lost_cell(result),
                 _faulted_cell(result),
+                _orders_cell(result),
                 f"{_fmt_ms(result['p50_ms'])} / {_fmt_ms(result['p95_ms'])}",
                 f"{result['recovery_s']:.1f}",
                 result["expected"],
@@ -82,6 +95,7 @@ HEADERS = [
     "failed requests",
     "users who lost their session",
     "of those, pinned to the faulted instance",
+    "orders acknowledged / lost / doubled",
     "p50 / p95 ms",
     "recovery s",
     "predicted",
@@ -119,7 +133,9 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += [
         "",
         "*failed requests*: connection errors and 5xx. *Lost their session*: a user found itself "
-        "logged out, or its cart differed from what it had put in, at least once.",
+        "logged out, or its cart differed from what it had put in, at least once. *Orders*: "
+        "checkouts the shop acknowledged (201), those of them not in the database (lost), "
+        "and orders placed twice for one checkout (doubled).",
         "",
         "Fault events: "
         + "; ".join(
@@ -130,10 +146,37 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     for mode, result in summary["modes"].items():
-        notes = server_notes(result)
+        notes = [*verdict_notes(result), *server_notes(result)]
         if notes:
             lines += [f"{mode}:", *(f"- {note}" for note in notes), ""]
+        failed = failed_request_lines(result)
+        if failed:
+            lines += [f"{mode}, failed requests:", *(f"- {line}" for line in failed), ""]
     return "\n".join(lines)
+
+
+def verdict_notes(result: dict[str, Any]) -> list[str]:
+    """Why the verdict is "unexpected", and what the order audit could not do."""
+    notes = []
+    if result.get("verdict_reason"):
+        notes.append(f"Unexpected: {result['verdict_reason']}.")
+    if result.get("order_audit_error"):
+        notes.append(f"The orders could not be audited: {result['order_audit_error']}.")
+    elif result.get("orders_unacknowledged"):
+        count = result["orders_unacknowledged"]
+        notes.append(
+            f"{count} order{'s were' if count != 1 else ' was'} placed for a checkout whose "
+            "client heard nothing, even after retrying with its Idempotency-Key."
+        )
+    return notes
+
+
+def failed_request_lines(result: dict[str, Any]) -> list[str]:
+    """Each group of identical failed requests, in one line: when, what, where, why."""
+    return [
+        ("" if group["explained"] else "UNEXPLAINED: ") + describe(group)
+        for group in result.get("failed_request_groups", [])
+    ]
 
 
 def server_notes(result: dict[str, Any]) -> list[str]:
@@ -201,7 +244,8 @@ class Section:
     expected: str
     timeline: TimeChart
     spread: SpreadChart
-    notes: list[str]  # what the servers' logs add: re-sent requests, late writes
+    notes: list[str]  # why unexpected; what the servers' logs add: re-sent requests, late writes
+    failed: list[dict[str, Any]]  # failed_request_groups: each failure, where, when and why
 
 
 # A line break plus the indentation after it, in a template's literal text.
@@ -272,7 +316,8 @@ def html_report(summary: dict[str, Any], out_dir: Path) -> str:
                 result["expected"],
                 time_chart(timeline, result["events"], summary["duration_s"]),
                 spread_chart(result, users),
-                server_notes(result),
+                [*verdict_notes(result), *server_notes(result)],
+                result.get("failed_request_groups", []),
             )
         )
     return _TEMPLATES.get_template("report.html.j2").render(

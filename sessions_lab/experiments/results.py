@@ -16,16 +16,25 @@ from typing import Any
 
 from loadtests.session_checks import FAILURE_CLASSES as FAILURES
 from loadtests.session_checks import SESSION_LOSSES
+from sessions_lab import order_audit as orders
+from sessions_lab.experiments import failures as failure_log
 from sessions_lab.experiments.server_logs import access_lines, late_writes, retried_requests
 
 # 2: adds retried_requests, late_writes, late_writes_applied, late_writes_refused,
-# cart_conflicts, users_pinned_kept and, in the head, conditional_writes
-# (docs/architecture.md).
-SCHEMA_VERSION = 2
+# cart_conflicts, users_pinned_kept and, in the head, conditional_writes.
+# 3: adds the order audit (orders_acknowledged, orders_stored, orders_lost,
+# orders_doubled, orders_wrong_total, orders_unacknowledged, order_audit_error),
+# the failed requests explained (failed_request_groups, failures_unexplained,
+# failed_reads, failed_writes, failed_checkouts, truncated_answers) and
+# verdict_reason (docs/architecture.md).
+SCHEMA_VERSION = 3
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
 FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
 SESSION_LOSS_CLASSES = tuple(name for name in FAILURE_CLASSES if name in SESSION_LOSSES)
+# The failures the report explains one by one: no valid answer (failed_requests),
+# and answers no shopper expects (a 404, a 429: a bug, never a fault's doing).
+EXPLAINED_CLASSES = ("connection", "http_5xx", "unexpected")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class ModeRun:
     events: list[dict[str, Any]]  # {"t", "at", "action", "target", "signal"?, "ok"}
     pinned: bool  # sticky: a user's session lives on one instance
     started_at: float  # Unix time Locust's clock starts from
+    duration_s: float = 0.0  # the load's length: a fault never undone lasts until then
 
     @property
     def users_file(self) -> Path:
@@ -44,6 +54,10 @@ class ModeRun:
     @property
     def timeline_file(self) -> Path:
         return self.folder / "timeline.jsonl"
+
+    @property
+    def failures_file(self) -> Path:
+        return self.folder / "failures.jsonl"
 
     @property
     def stats_file(self) -> Path:
@@ -218,12 +232,68 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
         if pinned and target
         else [],
     }
-    writes = late_writes(run.logs, access, users, load_origin(timeline))
+    origin = load_origin(timeline)
+    writes = late_writes(run.logs, access, users, origin)
     result["late_writes"] = writes
     result["late_writes_applied"] = sum(1 for write in writes if write["outcome"] == "applied")
     result["late_writes_refused"] = sum(1 for write in writes if write["outcome"] == "refused")
+    # Schema 3: the order audit, and every failed request explained.
+    result.update(orders.audit(users, run.folder))
+    failed = [f for f in read_jsonl(run.failures_file) if f.get("failure") in EXPLAINED_CLASSES]
+    groups = failure_log.explain(failed, events, access, run.logs, origin, run.duration_s)
+    result["failed_request_groups"] = groups
+    result["failures_unexplained"] = sum(g["count"] for g in failure_log.unexplained(groups))
+    result.update(failed_by_kind(failed))
     result["verdict"] = verdict_of(result)
+    result["verdict_reason"] = verdict_reason(result)
+    if result["verdict_reason"] is not None:
+        result["verdict"] = "unexpected"
     return result
+
+
+def failed_by_kind(failed: list[dict[str, Any]]) -> dict[str, int]:
+    """Requests without a valid answer, by what they were: reads, cart writes, checkouts."""
+    transport = [f for f in failed if f.get("failure") in ("connection", "http_5xx")]
+
+    def method(failure: dict[str, Any]) -> str:
+        return str(failure.get("request", "")).split(" ", 1)[0]
+
+    return {
+        "failed_reads": sum(1 for f in transport if method(f) in ("GET", "HEAD")),
+        "failed_writes": sum(
+            1
+            for f in transport
+            if method(f) not in ("GET", "HEAD") and "/checkout/" not in str(f.get("request"))
+        ),
+        "failed_checkouts": sum(1 for f in transport if "/checkout/" in str(f.get("request"))),
+        "truncated_answers": sum(1 for f in failed if f.get("truncated")),
+    }
+
+
+def verdict_reason(result: dict[str, Any]) -> str | None:
+    """Why a mode is "unexpected" (None when it is not): the first thing that went wrong.
+
+    Whatever a scenario predicts, an order lost or doubled and a failed
+    request that no fault explains are never expected.
+    """
+    if result["verdict"] not in ("as expected", "unexpected"):
+        return None
+    if result.get("orders_lost"):
+        return f"{result['orders_lost']} acknowledged orders are not in the database"
+    if result.get("orders_doubled"):
+        return f"{result['orders_doubled']} orders were placed twice for one checkout"
+    if result.get("orders_wrong_total"):
+        return f"{result['orders_wrong_total']} orders are stored at another total than charged"
+    unexplained = failure_log.unexplained(result.get("failed_request_groups", []))
+    if unexplained:
+        count = result["failures_unexplained"]
+        return (
+            f"{count} failed request{'s' if count != 1 else ''} no fault explains: "
+            + failure_log.describe(unexplained[0])
+        )
+    if result["verdict"] == "unexpected":
+        return f"the prediction did not hold: {result['expected']}"
+    return None
 
 
 def not_applicable(expected: str = "this scenario does not apply to this mode") -> dict[str, Any]:
@@ -248,7 +318,21 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "late_writes_refused": 0,
         "cart_conflicts": 0,
         "users_pinned_kept": [],
+        "orders_acknowledged": 0,
+        "orders_stored": 0,
+        "orders_lost": 0,
+        "orders_doubled": 0,
+        "orders_wrong_total": 0,
+        "orders_unacknowledged": 0,
+        "order_audit_error": None,
+        "failed_request_groups": [],
+        "failures_unexplained": 0,
+        "failed_reads": 0,
+        "failed_writes": 0,
+        "failed_checkouts": 0,
+        "truncated_answers": 0,
         "verdict": "not applicable",
+        "verdict_reason": None,
     }
 
 

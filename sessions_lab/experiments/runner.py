@@ -39,6 +39,7 @@ from sessions_lab.experiments.results import (
 )
 from sessions_lab.experiments.scenarios import Scenario, stores, verdict
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
+from sessions_lab.order_audit import ORDERS_FILE
 from sessions_lab.paths import PROJECT_ROOT
 
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
@@ -92,6 +93,8 @@ class Experiment:
             return not_applicable(f"{mode} keeps no session in a separate store")
         folder = self.out / mode
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in LIVE_FILES:  # an earlier run into the same folder: its clock is not ours
+            (folder / stale).unlink(missing_ok=True)
         cluster = driver_for(self.driver, self.run_dir)
         pinned = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
         affinity = self.affinity if pinned else None
@@ -114,10 +117,17 @@ class Experiment:
         events_log: list[dict[str, Any]] = []
         try:
             started_at = self._shop_and_break(mode, cluster, state, folder, events_log, affinity)
+            self._read_orders(cluster, folder, started_at)
         finally:
             self._keep_logs(cluster, folder, log_marks)
             cluster.down()
-        run = ModeRun(folder=folder, events=events_log, pinned=pinned, started_at=started_at)
+        run = ModeRun(
+            folder=folder,
+            events=events_log,
+            pinned=pinned,
+            started_at=started_at,
+            duration_s=self.duration,
+        )
         check_measured(run, mode)
         result = summarise_mode(
             run,
@@ -133,10 +143,19 @@ class Experiment:
         )
         self.say(
             f"[{mode}] {result['requests']} requests, {result['failed_requests']} failed, "
-            f"{result['users_lost_session']} of {result['users_total']} users lost their session "
-            f"— {result['verdict']}"
+            f"{result['users_lost_session']} of {result['users_total']} users lost their session, "
+            f"orders {_orders_line(result)} — {result['verdict']}"
+            + (f": {result['verdict_reason']}" if result["verdict_reason"] else "")
         )
         return result
+
+    def _read_orders(self, cluster: Driver, folder: Path, started_at: float) -> None:
+        """The database's side of the order audit, read before the cluster goes down."""
+        try:
+            placed = cluster.manage("orders_placed", "--since", f"{started_at - 1:.3f}")
+        except LabError as error:
+            placed = json.dumps({"error": str(error)})
+        (folder / ORDERS_FILE).write_text(placed.strip() + "\n", encoding="utf-8")
 
     def _shop_and_break(
         self,
@@ -153,11 +172,12 @@ class Experiment:
         command = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "--host", url.rstrip("/"),
-            "-u", str(self.users), "-r", str(max(1, self.users // 3)),
+            "-u", str(self.users), "-r", f"{spawn_rate(self.users, self.duration):.2f}",
             "-t", f"{self.duration}s", "--stop-timeout", "5",
             "--csv", str(folder / "locust"), "--only-summary",
             "--users-out", str(folder / "users.jsonl"),
             "--timeline-out", str(folder / "timeline.jsonl"),
+            "--failures-out", str(folder / "failures.jsonl"),
             "--demo-users", str(max(self.users, 10)),
             "--seed", str(self.seed),
         ]  # fmt: skip
@@ -301,6 +321,30 @@ class Experiment:
     def _write(self, summary: dict[str, Any]) -> None:
         write_summary(self.out / "summary.json", summary)
         report.write_reports(summary, self.out)
+
+
+# What a mode's run writes as it goes, and reads back before it is over.
+LIVE_FILES = ("timeline.jsonl", "events.jsonl", "users.jsonl", "failures.jsonl", ORDERS_FILE)
+
+# Users start over this share of the run: their logins (a password hash each,
+# ~0.4 s of CPU) spread out instead of queueing, and all are shopping before
+# the first fault of any scenario (at 15% for a rolling restart's first drain,
+# 30% or later for the others).
+RAMP_UP_SHARE = 0.15
+
+
+def spawn_rate(users: int, duration: float) -> float:
+    """Users started per second: all of them within the ramp-up, at least one a second."""
+    return max(1.0, users / max(1.0, duration * RAMP_UP_SHARE))
+
+
+def _orders_line(result: Mapping[str, Any]) -> str:
+    if result.get("order_audit_error"):
+        return "not audited"
+    return (
+        f"{result['orders_acknowledged']} acknowledged / {result['orders_stored']} stored"
+        f" ({result['orders_lost']} lost, {result['orders_doubled']} doubled)"
+    )
 
 
 def log_sizes(folder: Path) -> dict[str, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 NGINX_ACCESS_LOG = "nginx-access.jsonl"
+NGINX_ERROR_LOG = "nginx.log"  # its error log, beside every other process's log
 LATE_WRITE = "late write "
 REFUSED = 412  # Precondition Failed: the write's If-Match named an older cart
 

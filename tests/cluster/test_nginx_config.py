@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -66,9 +67,28 @@ def test_nginx_passes_host_with_port_and_short_timeouts(tmp_path: Path) -> None:
     assert "proxy_set_header X-Request-Start" in conf
     assert "proxy_next_upstream error timeout http_502;" in conf  # not 503: see the template
     assert "add_header X-Upstream $upstream_addr always;" in conf
+    assert "add_header X-Request-ID $request_id always;" in conf  # a shopper records it
     assert "escape=json" in conf
     assert "127.0.0.1:18101" in conf
     assert "127.0.0.1:18102" not in conf  # not in rotation
+
+
+def test_logins_wait_longer_and_are_re_sent_like_a_get(tmp_path: Path) -> None:
+    """The login location: the middleware's LOGIN_PATHS, LOGIN_WAIT_S, re-sent when an instance dies."""
+    run = RunFolder(tmp_path)
+    run.create()
+    conf = write_nginx_conf(
+        sticky_config("none", "db"), run, find_binary("nginx"), ["app1"]
+    ).read_text()
+    pattern = re.search(r"location ~ (\S+) \{([^}]*)\}", conf)
+    assert pattern is not None
+    regex, block = pattern.groups()
+    for path in settings.LOGIN_PATHS:
+        assert re.match(regex, path), path
+    for path in ("/api/cart/", "/api/checkout/", "/api/token/logout/", "/api/session/logout/"):
+        assert not re.match(regex, path), path
+    assert f"proxy_read_timeout {settings.LOGIN_WAIT_S:.0f}s;" in block
+    assert "non_idempotent" in block
 
 
 def test_route_cookie_is_set_from_the_answering_instance(tmp_path: Path) -> None:

@@ -32,6 +32,11 @@ def test_kill_one_loses_sessions_only_in_sticky_and_only_on_the_killed_instance(
         assert result["verdict"] == "as expected", (mode, result)
         assert result["requests"] > 0
         assert [e["action"] for e in result["events"]] == ["kill", "start"]
+        # The order audit (issue 17): every acknowledged order stored, none twice.
+        assert result["order_audit_error"] is None, (mode, result["order_audit_error"])
+        assert result["orders_acknowledged"] > 0, mode
+        assert (result["orders_lost"], result["orders_doubled"]) == (0, 0), (mode, result)
+        assert result["failures_unexplained"] == 0, (mode, result["failed_request_groups"])
     assert "| sticky |" in done.stdout
     assert "report.html" in done.stdout
 
@@ -39,7 +44,7 @@ def test_kill_one_loses_sessions_only_in_sticky_and_only_on_the_killed_instance(
 @pytest.mark.timeout(420)
 def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> None:
     _, summary, out = experiment(*SHORT_KILL_ONE)
-    assert summary["schema_version"] == 2
+    assert summary["schema_version"] == 3
     assert {"scenario", "instances", "users", "duration_s", "affinity", "db", "redis_persistence",
             "seed", "versions", "modes"} <= set(summary)  # fmt: skip
     assert set(summary["versions"]) >= {"django", "nginx", "redis", "locust"}
@@ -57,6 +62,8 @@ def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> Non
             "users.jsonl",
             "timeline.jsonl",
             "events.jsonl",
+            "failures.jsonl",
+            "orders.json",
             "logs/nginx-access.jsonl",
         ):
             assert (out / mode / raw).is_file(), (mode, raw)
