@@ -129,9 +129,16 @@ class Journey(TaskSet):
         *,
         excuse: Callable[[Answer], bool] | None = None,
         headers: dict[str, str] | None = None,
+        if_match: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> tuple[Answer, Failure | None]:
-        condition = self.version.if_match(method, path) if self.version else {}
+        # ``if_match``: the condition the caller fixed (a checkout sends the same
+        # request every attempt); else the cart version this journey last saw.
+        condition = (
+            if_match
+            if if_match is not None
+            else (self.version.if_match(method, path) if self.version else {})
+        )
 
         def excused(answer: Answer) -> bool:
             # A 412 to our own If-Match is the shop refusing a stale write, as asked.
@@ -318,12 +325,18 @@ class Shopping(Journey):
 
         The ``Idempotency-Key`` makes the repeat safe: the shop answers an
         order it already placed for this key instead of placing another
-        (and nginx may re-send it to another instance by itself).
+        (and nginx may re-send it to another instance by itself). Every
+        attempt is the same request, ``If-Match`` included. A key stays in
+        ``checkouts_unacknowledged`` until a 201 names its order: the order
+        audit then tells whether the shop placed one the shopper never heard of.
         """
         if not self.check.cart:
             self.add_to_cart()
             return
         key = uuid.uuid4().hex
+        record = self.user.record
+        record.checkouts_unacknowledged.append(key)
+        condition = self.version.if_match("POST", "/api/checkout/") if self.version else {}
         for attempt in range(CHECKOUT_ATTEMPTS):
             if attempt:
                 # A client's backoff before it tries again, not a wait for anything.
@@ -334,23 +347,22 @@ class Shopping(Journey):
                 ok=(201,),
                 shows=Shows.ORDER,
                 headers={"Idempotency-Key": key},
+                if_match=condition,
             )
             if failure not in TRANSPORT_FAILURES:
                 break
-        if answer.status == 201 and not answer.truncated:
+        body = answer.json() if isinstance(answer.json(), dict) else {}
+        if answer.status == 201 and not answer.truncated and body.get("order") is not None:
             # Placed, whatever the judgment: a total other than expected (a cart
             # changed behind the shopper's back) is a loss, but still an order.
             self.check.cart = {}
-            body = answer.json() if isinstance(answer.json(), dict) else {}
-            self.user.record.orders.append(
-                {"order": body.get("order"), "total": body.get("total"), "key": key}
-            )
+            record.checkouts_unacknowledged.remove(key)
+            record.orders.append({"order": body["order"], "total": body.get("total"), "key": key})
         elif failure in TRANSPORT_FAILURES:
             # Placed or not, nobody can tell from here (the order audit will):
             # the shopper empties its cart either way rather than count a loss
             # that did not happen.
             self.check.cart = {}
-            self.user.record.checkouts_unanswered.append(key)
         self.after(failure, write=True)
 
 

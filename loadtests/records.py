@@ -57,10 +57,10 @@ class UserRecord:
     conflicts: int = 0
     last_request_at: float | None = None  # Unix time: did it ask anything after a fault?
     # Each checkout the shop acknowledged (201): {"order", "total", "key"}; and the
-    # Idempotency-Keys of checkouts no attempt got an answer for (placed or not: the
-    # order audit tells).
+    # Idempotency-Keys of checkouts no 201 acknowledged (no answer after every
+    # attempt, or a refusal after a retry: placed or not, the order audit tells).
     orders: list[dict[str, Any]] = field(default_factory=list)
-    checkouts_unanswered: list[str] = field(default_factory=list)
+    checkouts_unacknowledged: list[str] = field(default_factory=list)
 
     @property
     def lost(self) -> bool:
@@ -108,7 +108,7 @@ class UserRecord:
             "conflicts": self.conflicts,
             "last_request_at": self.last_request_at,
             "orders": list(self.orders),
-            "checkouts_unanswered": list(self.checkouts_unanswered),
+            "checkouts_unacknowledged": list(self.checkouts_unacknowledged),
         }
 
 

@@ -44,8 +44,10 @@ class ShopUser(FastHttpUser):
     abstract = True
     numbering: ClassVar[str] = "user"  # users of one numbering are named <numbering>1, 2...
     # A hung instance must become a `connection` failure within a run, not after
-    # Locust's default of 60 s; nginx in front gives up sooner still.
-    network_timeout = 10.0
+    # Locust's default of 60 s. nginx in front gives up sooner: after 5 s, or for
+    # a login after LOGIN_WAIT_S (30 s, sessions_lab/settings.py), and then
+    # re-sends it; the client waits for that.
+    network_timeout = 40.0
     connection_timeout = 5.0
 
     def __init__(self, environment: Any) -> None:
@@ -166,16 +168,25 @@ def failed_request(
 def _answer_of(response: Any) -> Answer:
     headers = response.headers or {}
     status = response.status_code or 0
-    error = getattr(response, "error", None)
-    truncated = False
+    error = getattr(response, "error", None)  # no answer at all: refused, reset, timed out
+    # The status line came, then the connection closed before the whole body:
+    # Locust keeps the reading's exception in the request's meta (and an empty body).
+    cut_off = (getattr(response, "request_meta", None) or {}).get("exception")
+    truncated = bool(status) and error is None and cut_off is not None
     try:
         body = response.text or ""
-    except Exception as cut_off:  # the status line came, then the connection closed
-        body, truncated = "", bool(status)
-        error = error or cut_off
+    except Exception as unreadable:
+        body, truncated, cut_off = "", bool(status), unreadable
+    length = headers.get("Content-Length")
+    if status and length and length.isdigit() and len(body.encode()) < int(length):
+        truncated = True
+    if truncated:
+        error = error or cut_off or "the body ended before its Content-Length"
     return Answer(
         request_id=headers.get("X-Request-ID", "") or "",
-        error=f"{type(error).__name__}: {error}" if error else "",
+        error=(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+        if error
+        else "",
         truncated=truncated,
         status=status,
         body=body,

@@ -219,9 +219,10 @@ def experiment(args: argparse.Namespace) -> int:
     print()
     print(markdown(summary))
     print(f"Report: {out / 'report.html'}  (and report.md, summary.json)")
-    unexpected = [m for m, r in summary["modes"].items() if r["verdict"] == "unexpected"]
-    if unexpected:
-        print(f"unexpected: {', '.join(unexpected)} did not behave as predicted", file=sys.stderr)
+    for mode, result in summary["modes"].items():
+        if result["verdict"] == "unexpected":
+            why = result.get("verdict_reason") or "it did not behave as predicted"
+            print(f"unexpected: {mode}: {why}", file=sys.stderr)
     return 0
 
 

@@ -4,13 +4,14 @@ Used by the experiments (per mode, from the shoppers' files) and the bench (its 
 
 Each shopper keeps the orders the shop acknowledged (201: the order id, the
 total it was charged, the ``Idempotency-Key`` it sent) and the keys of the
-checkouts no attempt got an answer for. After the run the runner reads the
+checkouts no 201 acknowledged (no answer after every attempt, or a refusal
+after a retry). After the run the runner reads the
 database's side (``manage.py orders_placed --since T``, one JSON list). An
 order acknowledged but not stored is **lost**; two stored orders for one
 key — or a stored order no shopper's key accounts for — are **doubled**; a
 stored total other than the one acknowledged is **charged wrong**; an order
-stored for a checkout whose client heard nothing is **unacknowledged** (the
-client thinks it failed; with its key, a retry would have found it).
+stored for a checkout whose client got no 201 is **unacknowledged** (the
+client thinks it failed: the shop kept an order nobody was told about).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def audit(users: Sequence[Mapping[str, Any]], folder: Path) -> dict[str, Any]:
     acknowledged = {
         str(order.get("order")): order for user in users for order in user.get("orders", [])
     }
-    unanswered = {key for user in users for key in user.get("checkouts_unanswered", [])}
+    unacknowledged = {k for user in users for k in user.get("checkouts_unacknowledged", [])}
     if not isinstance(placed, list):
         error = placed.get("error") if isinstance(placed, dict) else None
         return {
@@ -57,19 +58,21 @@ def audit(users: Sequence[Mapping[str, Any]], folder: Path) -> dict[str, Any]:
         }
     # Only the shoppers' orders: a person using the shop during the run is not audited.
     shoppers = {str(user.get("user")) for user in users}
-    return compare(acknowledged, unanswered, [o for o in placed if str(o.get("user")) in shoppers])
+    return compare(
+        acknowledged, unacknowledged, [o for o in placed if str(o.get("user")) in shoppers]
+    )
 
 
 def compare(
     acknowledged: Mapping[str, Mapping[str, Any]],
-    unanswered: set[str],
+    unacknowledged: set[str],
     placed: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The audit's counts: ``acknowledged`` maps each order id a client was given (as text) to
-    ``{"total", "key"}``; ``unanswered`` holds the keys of checkouts that got no answer;
+    ``{"total", "key"}``; ``unacknowledged`` holds the keys of checkouts no 201 acknowledged;
     ``placed`` is what ``orders_placed`` printed for the same clients."""
     stored = {str(order.get("id")): order for order in placed}
-    sent_keys = {order.get("key") for order in acknowledged.values()} | unanswered
+    sent_keys = {order.get("key") for order in acknowledged.values()} | unacknowledged
     per_key = Counter(order.get("key") for order in placed)
     doubled = sum(count - 1 for key, count in per_key.items() if key in sent_keys and count > 1)
     doubled += sum(1 for order in placed if order.get("key") not in sent_keys)
@@ -84,6 +87,6 @@ def compare(
             if order_id in stored
             and _money(stored[order_id].get("total")) != _money(order.get("total"))
         ),
-        "orders_unacknowledged": sum(1 for order in placed if order.get("key") in unanswered),
+        "orders_unacknowledged": sum(1 for order in placed if order.get("key") in unacknowledged),
         "order_audit_error": None,
     }

@@ -30,12 +30,17 @@ KILL = [
 ]
 
 
+# nginx's clock in these logs: two hours east of UTC (its access log's `time`
+# says so); Django's is UTC (TIME_ZONE).
+NGINX_UTC_OFFSET = 7200
+
+
 def nginx_time(at: float) -> str:
-    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(at))
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(at + NGINX_UTC_OFFSET))
 
 
 def app_time(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + ",123"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + ",123"
 
 
 def failed(
@@ -51,8 +56,9 @@ def failed(
 
 def access(request: str, upstream: str, status: int, rid: str = "", served: str = "") -> str:
     return json.dumps(
-        {"request_id": rid, "request": f"{request} HTTP/1.1", "status": status,
-         "upstream_addr": upstream, "served_by": served}
+        {"time": "2026-11-30T12:00:00+02:00", "request_id": rid,
+         "request": f"{request} HTTP/1.1", "status": status, "upstream_addr": upstream,
+         "served_by": served}
     )  # fmt: skip
 
 
@@ -210,7 +216,7 @@ def shopper_with_orders(
     return {
         "user": name, "kind": "session", "first_instance": "app1", "lost": False,
         "orders": [{"order": order, "total": total, "key": key} for order, total, key in acknowledged],
-        "checkouts_unanswered": list(unanswered),
+        "checkouts_unacknowledged": list(unanswered),
     }  # fmt: skip
 
 
@@ -259,10 +265,10 @@ def test_an_order_audit_that_could_not_read_the_database_says_why(tmp_path: Path
 @pytest.mark.parametrize(
     ("stored", "reason"),
     [
-        ([], "1 acknowledged orders are not in the database"),
+        ([], "1 order acknowledged, not in the database"),
         (
             [placed(1, "user1", "10.00", "k1"), placed(2, "user1", "10.00", "k1")],
-            "1 orders were placed twice for one checkout",
+            "1 order placed twice for one checkout",
         ),
     ],
 )

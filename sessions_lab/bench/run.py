@@ -29,6 +29,7 @@ from typing import Any
 from sessions_lab import order_audit as orders
 from sessions_lab.bench import wrk
 from sessions_lab.cluster.cluster import Cluster
+from sessions_lab.cluster.errors import LabError
 from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.shop_client import Client
 
@@ -157,11 +158,19 @@ def audit_orders(
     acknowledged: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """What the database holds for ``username`` since ``since`` (Unix time), against what the
-    client was told (``experiments.orders.compare``: lost, doubled, charged wrong)."""
-    placed = json.loads(cluster.manage("orders_placed", "--since", str(since)))
-    unanswered = keys - {order["key"] for order in acknowledged.values()}
+    client was told (``order_audit.compare``: lost, doubled, charged wrong); the counts are
+    None, and ``order_audit_error`` says why, when the database could not be read."""
+    try:
+        placed = json.loads(cluster.manage("orders_placed", "--since", str(since)))
+    except (LabError, ValueError) as error:
+        return {
+            "orders_acknowledged": len(acknowledged),
+            **dict.fromkeys(("orders_stored", "orders_lost", "orders_doubled"), None),
+            "order_audit_error": str(error) or type(error).__name__,
+        }
+    unacknowledged = keys - {order["key"] for order in acknowledged.values()}
     return orders.compare(
-        acknowledged, unanswered, [order for order in placed if order["user"] == username]
+        acknowledged, unacknowledged, [order for order in placed if order["user"] == username]
     )
 
 
@@ -220,10 +229,11 @@ def measure_kill(
                 )
             )
             key = uuid.uuid4().hex
+            with lock:  # before it is sent: an order placed for it is never "unknown"
+                keys.add(key)
             attempts, order = check_out(checkout_client, key)
             (first, cut_off), *_ = attempts
             with lock:
-                keys.add(key)
                 counts["checkouts"] += 1
                 if failed(first):
                     counts["checkouts_failed"] += 1
@@ -250,11 +260,16 @@ def measure_kill(
     stop.set()
     for thread in threads:
         thread.join(timeout=30)  # a checkout sent 3 times, each up to 6 s, after its PUT
-    orders = audit_orders(cluster, checkout_client.username, started, keys, acknowledged)
+    with lock:  # a thread still running (it should not be) changes nothing from here on
+        audit = audit_orders(
+            cluster, checkout_client.username, started, set(keys), dict(acknowledged)
+        )
+    if any(thread.is_alive() for thread in threads):
+        audit["order_audit_error"] = "a client thread was still running: the audit may be short"
     cluster.start(target)
     return {
         **counts,
-        **orders,
+        **audit,
         "first_success_after_kill_ms": round(min(first_success_after) * 1000, 1)
         if first_success_after
         else None,

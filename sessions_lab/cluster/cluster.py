@@ -45,6 +45,9 @@ UP_TIMEOUT = 90.0
 REQUEST_TIMEOUT = 60.0
 
 
+MANAGE_TIMEOUT = 120  # seconds
+
+
 class Cluster:
     """One run folder's cluster: start it, break it, stop it."""
 
@@ -248,14 +251,22 @@ class Cluster:
         keys, its mode; its standard output if captured (else it goes to the terminal)."""
         if not self.is_running():
             raise LabError("no lab is running: `sessions-lab up --mode M` first")
-        completed = subprocess.run(  # noqa: S603 - our own manage.py, arguments passed as a list
-            [sys.executable, str(PROJECT_ROOT / "manage.py"), *arguments],
-            cwd=PROJECT_ROOT,
-            env=app_env(self.run.read_config(), self.run, "manage"),
-            capture_output=capture,
-            text=True,
-            check=False,
-        )
+        try:
+            completed = subprocess.run(  # noqa: S603 - our own manage.py, arguments as a list
+                [sys.executable, str(PROJECT_ROOT / "manage.py"), *arguments],
+                cwd=PROJECT_ROOT,
+                env=app_env(self.run.read_config(), self.run, "manage"),
+                capture_output=capture,
+                text=True,
+                check=False,
+                # A captured command is the lab's own (an audit): bounded. One a
+                # person typed (seed_catalog 100000) takes what it takes.
+                timeout=MANAGE_TIMEOUT if capture else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise LabError(
+                f"manage.py {' '.join(arguments)} took over {MANAGE_TIMEOUT} s"
+            ) from None
         if completed.returncode != 0:
             detail = (completed.stderr or "").strip().splitlines()[-1:] if capture else []
             raise LabError(

@@ -22,10 +22,13 @@ failures (same request, answer, instance, phase and cause) are grouped.
 
 from __future__ import annotations
 
+import calendar
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +82,8 @@ def fault_windows(events: Sequence[Mapping[str, Any]], duration: float) -> list[
         )
         if event.get("action") == "add":
             back = float(event["t"])  # a new instance: its own start is the event
-        end = (back if back is not None else duration) + GRACE_S
+        # Never undone: until the load ended (or for good, when that is unknown).
+        end = (back if back is not None else (duration or math.inf)) + GRACE_S
         signal = f" ({event['signal']})" if event.get("signal") else ""
         label = f"{event['action']} {target}{signal} at {float(event['t']):.1f} s"
         windows.append(Window(float(event["t"]) - IN_FLIGHT_S, end, label))
@@ -97,14 +101,27 @@ def instance_names(access: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
-def _local_time(text: str, pattern: str) -> float | None:
+def _unix_time(text: str, pattern: str, utc_offset: float = 0.0) -> float | None:
+    """A log line's wall-clock time as Unix time, given the clock's offset from UTC."""
     try:
-        return time.mktime(time.strptime(text, pattern))
+        return calendar.timegm(time.strptime(text, pattern)) - utc_offset
     except ValueError:
         return None
 
 
-def nginx_errors(logs: Path) -> list[dict[str, Any]]:
+def nginx_utc_offset(access: Sequence[Mapping[str, Any]]) -> float:
+    """nginx writes its error log in its own local time; its access log's ``time``
+    (ISO 8601, offset included) says which (UTC in a container, the host's natively)."""
+    for record in access[:1]:
+        try:
+            offset = datetime.fromisoformat(str(record.get("time"))).utcoffset()
+        except ValueError:
+            break
+        return offset.total_seconds() if offset is not None else 0.0
+    return 0.0
+
+
+def nginx_errors(logs: Path, utc_offset: float = 0.0) -> list[dict[str, Any]]:
     """nginx's error-log lines about a request: {at, message, request, upstream}."""
     path = logs / NGINX_ERROR_LOG
     if not path.is_file():
@@ -114,14 +131,17 @@ def nginx_errors(logs: Path) -> list[dict[str, Any]]:
         match = _NGINX_ERROR.search(line)
         if match is None:
             continue
-        at = _local_time(match["time"], "%Y/%m/%d %H:%M:%S")
+        at = _unix_time(match["time"], "%Y/%m/%d %H:%M:%S", utc_offset)
         if at is not None:
             found.append({**match.groupdict(), "at": at})
     return found
 
 
 def app_errors(logs: Path) -> list[dict[str, Any]]:
-    """Each instance's request errors: {instance, at, path, message (the exception's last line)}."""
+    """Each instance's request errors: {instance, at, path, message (the exception's last line)}.
+
+    Django sets its processes' clock to ``TIME_ZONE`` (UTC), so these times are UTC.
+    """
     found: list[dict[str, Any]] = []
     for path in sorted(logs.glob("app*.log")):
         current: dict[str, Any] | None = None
@@ -130,7 +150,7 @@ def app_errors(logs: Path) -> list[dict[str, Any]]:
             if stamped:
                 current = None
                 error = _APP_ERROR.search(line)
-                at = _local_time(stamped["time"], "%Y-%m-%d %H:%M:%S")
+                at = _unix_time(stamped["time"], "%Y-%m-%d %H:%M:%S")
                 if error and at is not None:
                     current = {"instance": path.stem, "at": at, "path": error["path"]}
                     current["message"] = line[stamped.end() :].strip()
@@ -206,7 +226,7 @@ def explain(
     windows = fault_windows(events, duration)
     by_id = {str(r.get("request_id")): r for r in access if r.get("request_id")}
     names = instance_names(access)
-    nginx = nginx_errors(logs) if failures else []
+    nginx = nginx_errors(logs, nginx_utc_offset(access)) if failures else []
     apps = app_errors(logs) if failures else []
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for failure in failures:

@@ -166,7 +166,7 @@ def verdict_notes(result: dict[str, Any]) -> list[str]:
         count = result["orders_unacknowledged"]
         notes.append(
             f"{count} order{'s were' if count != 1 else ' was'} placed for a checkout whose "
-            "client heard nothing, even after retrying with its Idempotency-Key."
+            "client got no 201, even after retrying with its Idempotency-Key."
         )
     return notes
 

@@ -252,7 +252,8 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
 
 
 def failed_by_kind(failed: list[dict[str, Any]]) -> dict[str, int]:
-    """Requests without a valid answer, by what they were: reads, cart writes, checkouts."""
+    """Requests without a valid answer, by what they were: reads (GET), checkouts, and
+    writes (every other request: cart writes, logins, token refreshes)."""
     transport = [f for f in failed if f.get("failure") in ("connection", "http_5xx")]
 
     def method(failure: dict[str, Any]) -> str:
@@ -270,6 +271,10 @@ def failed_by_kind(failed: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
+def _orders(count: int) -> str:
+    return f"{count} order{'s' if count != 1 else ''}"
+
+
 def verdict_reason(result: dict[str, Any]) -> str | None:
     """Why a mode is "unexpected" (None when it is not): the first thing that went wrong.
 
@@ -279,11 +284,11 @@ def verdict_reason(result: dict[str, Any]) -> str | None:
     if result["verdict"] not in ("as expected", "unexpected"):
         return None
     if result.get("orders_lost"):
-        return f"{result['orders_lost']} acknowledged orders are not in the database"
+        return f"{_orders(result['orders_lost'])} acknowledged, not in the database"
     if result.get("orders_doubled"):
-        return f"{result['orders_doubled']} orders were placed twice for one checkout"
+        return f"{_orders(result['orders_doubled'])} placed twice for one checkout"
     if result.get("orders_wrong_total"):
-        return f"{result['orders_wrong_total']} orders are stored at another total than charged"
+        return f"{_orders(result['orders_wrong_total'])} stored at another total than charged"
     unexplained = failure_log.unexplained(result.get("failed_request_groups", []))
     if unexplained:
         count = result["failures_unexplained"]
@@ -312,6 +317,8 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "p95_ms": 0,
         "recovery_s": 0.0,
         "expected": expected,
+        "users_by_instance": {},
+        "faulted_instance": None,
         "retried_requests": 0,
         "late_writes": [],
         "late_writes_applied": 0,

@@ -327,9 +327,10 @@ class Experiment:
 LIVE_FILES = ("timeline.jsonl", "events.jsonl", "users.jsonl", "failures.jsonl", ORDERS_FILE)
 
 # Users start over this share of the run: their logins (a password hash each,
-# ~0.4 s of CPU) spread out instead of queueing, and all are shopping before
-# the first fault of any scenario (at 15% for a rolling restart's first drain,
-# 30% or later for the others).
+# ~0.4 s of CPU) spread out instead of queueing, and all have started by the
+# time the first fault of most scenarios comes (30% or later; a rolling
+# restart's first drain, at 15%, meets the last logins, which nginx moves
+# to another instance like any request).
 RAMP_UP_SHARE = 0.15
 
 

@@ -208,6 +208,9 @@ def run_readme_command(stack: Stack, line: str) -> None:
         summary = json.loads((out / "summary.json").read_text())
         verdicts = {mode: result["verdict"] for mode, result in summary["modes"].items()}
         assert verdicts == {"sticky": "as expected", "redis": "as expected"}, summary
+        for result in summary["modes"].values():  # the order audit read app1's database
+            assert result["order_audit_error"] is None, result["order_audit_error"]
+            assert result["orders_stored"] == result["orders_acknowledged"], result
     else:
         raise AssertionError(f"the test does not know how to run {line!r}")
 

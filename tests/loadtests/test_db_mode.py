@@ -81,3 +81,26 @@ def test_wiped_sessions_are_counted_as_lost_once_per_shopper(shop: Shop, tmp_pat
         assert record["losses"]["logged_out"] + record["losses"]["cart_mismatch"] == 1, record
         assert record["loss_instances"] == ["app1"], record
     assert int(run.stats()["POST", "/api/session/login/"]["Request Count"]) == 2 * SHOPPERS
+
+
+def test_every_checkout_carries_a_key_and_the_users_file_names_the_orders_stored(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """The order audit's shopper side: each 201's order, total and key, as the database has them."""
+    run = run_locust_until(
+        shop.url, tmp_path, lambda: request_count(tmp_path, "POST", "/api/checkout/") >= 2
+    )
+    told = {order["order"]: order for user in run.users for order in user["orders"]}
+    assert told, run.log()
+    with sqlite3.connect(shop.database, timeout=20) as connection:
+        stored = dict(
+            connection.execute(
+                "SELECT o.id, k.key FROM shop_order o JOIN shop_checkoutkey k ON k.order_id = o.id"
+            ).fetchall()
+        )
+        totals = dict(connection.execute("SELECT id, total FROM shop_order").fetchall())
+    for order_id, order in told.items():
+        assert stored[order_id] == order["key"] and len(order["key"]) == 32
+        assert f"{float(totals[order_id]):.2f}" == order["total"]
+    # A key no 201 acknowledged stays listed; here every checkout was answered.
+    assert all(user["checkouts_unacknowledged"] == [] for user in run.users)
