@@ -47,20 +47,25 @@ def audit(users: Sequence[Mapping[str, Any]], folder: Path) -> dict[str, Any]:
     unacknowledged = {k for user in users for k in user.get("checkouts_unacknowledged", [])}
     if not isinstance(placed, list):
         error = placed.get("error") if isinstance(placed, dict) else None
-        return {
-            "orders_acknowledged": len(acknowledged),
-            "orders_stored": None,
-            "orders_lost": None,
-            "orders_doubled": None,
-            "orders_wrong_total": None,
-            "orders_unacknowledged": None,
-            "order_audit_error": error or "the database's orders were not read",
-        }
+        return unread(len(acknowledged), error or "the database's orders were not read")
     # Only the shoppers' orders: a person using the shop during the run is not audited.
     shoppers = {str(user.get("user")) for user in users}
     return compare(
         acknowledged, unacknowledged, [o for o in placed if str(o.get("user")) in shoppers]
     )
+
+
+def unread(acknowledged: int, error: str) -> dict[str, Any]:
+    """The audit's fields when the database's side could not be read: counts None, and why."""
+    return {
+        "orders_acknowledged": acknowledged,
+        **dict.fromkeys(
+            ("orders_stored", "orders_lost", "orders_doubled", "orders_wrong_total",
+             "orders_unacknowledged"),
+            None,
+        ),
+        "order_audit_error": error,
+    }  # fmt: skip
 
 
 def compare(

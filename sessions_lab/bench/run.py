@@ -163,11 +163,7 @@ def audit_orders(
     try:
         placed = json.loads(cluster.manage("orders_placed", "--since", str(since)))
     except (LabError, ValueError) as error:
-        return {
-            "orders_acknowledged": len(acknowledged),
-            **dict.fromkeys(("orders_stored", "orders_lost", "orders_doubled"), None),
-            "order_audit_error": str(error) or type(error).__name__,
-        }
+        return orders.unread(len(acknowledged), str(error) or type(error).__name__)
     unacknowledged = keys - {order["key"] for order in acknowledged.values()}
     return orders.compare(
         acknowledged, unacknowledged, [order for order in placed if order["user"] == username]

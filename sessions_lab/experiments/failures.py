@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sessions_lab.experiments.server_logs import NGINX_ERROR_LOG
+from sessions_lab.experiments.server_logs import NGINX_ERROR_LOG, upstreams
 
 # After a target is back (started, resumed), failures of this long are still
 # its: nginx takes a failed instance back after fail_timeout, a store's
@@ -95,9 +95,9 @@ def instance_names(access: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     names: dict[str, str] = {}
     for record in access:
         served_by = record.get("served_by")
-        if served_by:
-            last = str(record.get("upstream_addr", "")).split(",")[-1].strip()
-            names.setdefault(last, str(served_by))
+        tried = upstreams(record)
+        if served_by and tried:
+            names.setdefault(tried[-1], str(served_by))
     return names
 
 
@@ -170,13 +170,13 @@ def _cause(
     method, _, path = str(failure.get("request", "")).partition(" ")
     answered = float(failure.get("done", failure.get("at", 0)))
     request_line = f"{method} {path} "
-    upstreams = [a.strip() for a in str(access.get("upstream_addr", "")).split(",") if a.strip()]
+    tried = upstreams(access)
     near = [
         line
         for line in nginx
         if str(line.get("request", "")).startswith(request_line)
         and abs(float(line["at"]) - answered) <= LOG_SLACK_S
-        and (not upstreams or line.get("upstream") in upstreams or not line.get("upstream"))
+        and (not tried or line.get("upstream") in tried or not line.get("upstream"))
     ]
     if near:
         line = min(near, key=lambda item: abs(float(item["at"]) - answered))
@@ -240,7 +240,7 @@ def explain(
         else:
             phase = "after the faults" if windows else "no fault in this scenario"
         record = by_id.get(str(failure.get("request_id")), {})
-        tried = [a.strip() for a in str(record.get("upstream_addr", "")).split(",") if a.strip()]
+        tried = upstreams(record)
         instance = ", ".join(names.get(address, address) for address in tried) or (
             failure.get("served_by") or "—"
         )

@@ -40,9 +40,14 @@ def access_lines(logs: Path) -> list[dict[str, Any]]:
     return records
 
 
+def upstreams(record: Mapping[str, Any]) -> list[str]:
+    """The instance addresses nginx tried for this request, in order."""
+    return [a.strip() for a in str(record.get("upstream_addr", "")).split(",") if a.strip()]
+
+
 def was_resent(record: Mapping[str, Any]) -> bool:
     """nginx tried more than one instance for this request."""
-    return "," in str(record.get("upstream_addr", ""))
+    return len(upstreams(record)) > 1
 
 
 def retried_requests(access: Sequence[Mapping[str, Any]]) -> int:

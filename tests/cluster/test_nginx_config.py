@@ -55,12 +55,17 @@ def test_every_configuration_passes_nginx_t(
     assert checked.returncode == 0, checked.stderr
 
 
-def test_nginx_passes_host_with_port_and_short_timeouts(tmp_path: Path) -> None:
+def app1_only_conf(tmp_path: Path) -> str:
+    """nginx's configuration for a sticky lab with app1 alone in rotation."""
     run = RunFolder(tmp_path)
     run.create()
-    conf = write_nginx_conf(
+    return write_nginx_conf(
         sticky_config("none", "db"), run, find_binary("nginx"), ["app1"]
     ).read_text()
+
+
+def test_nginx_passes_host_with_port_and_short_timeouts(tmp_path: Path) -> None:
+    conf = app1_only_conf(tmp_path)
     assert "proxy_set_header Host $http_host;" in conf  # the browser's, port included
     # The instances log a write answered later than this as a late duplicate.
     assert f"proxy_read_timeout {settings.LATE_WRITE_AFTER_S:.0f}s;" in conf
@@ -75,11 +80,7 @@ def test_nginx_passes_host_with_port_and_short_timeouts(tmp_path: Path) -> None:
 
 def test_logins_wait_longer_and_are_re_sent_like_a_get(tmp_path: Path) -> None:
     """The login location: the middleware's LOGIN_PATHS, LOGIN_WAIT_S, re-sent when an instance dies."""
-    run = RunFolder(tmp_path)
-    run.create()
-    conf = write_nginx_conf(
-        sticky_config("none", "db"), run, find_binary("nginx"), ["app1"]
-    ).read_text()
+    conf = app1_only_conf(tmp_path)
     pattern = re.search(r"location ~ (\S+) \{([^}]*)\}", conf)
     assert pattern is not None
     regex, block = pattern.groups()
