@@ -22,11 +22,11 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
 
-demo: $(STAMP)  ## kill an instance under load in all six modes (~4 min); prints the table and the report
+demo: $(STAMP)  ## kill an instance under load in all seven modes (~5 min); prints the table and the report
 	$(BIN)/sessions-lab experiment --modes all --scenario kill-one --users 20 --duration 30
 
 MODE ?= sticky
-up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (MODE=sticky|redis|db|cached_db|cookie|jwt)
+up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (MODE=sticky|redis|db|cached_db|cookie|jwt|memcached)
 	$(BIN)/sessions-lab up --mode $(MODE) --instances 3
 
 down: $(STAMP)  ## stop the lab started by `make up`
@@ -44,10 +44,10 @@ lint: $(STAMP)  ## ruff, the import rules of docs/architecture.md, hadolint
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint deploy/Dockerfile
 
-system-deps:  ## Debian/Ubuntu: chromium (report and dashboard tests), wrk (bench), Docker and mmdebstrap (compose test)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null \
-		&& command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null \
-		|| ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver wrk docker.io mmdebstrap)
+system-deps:  ## Debian/Ubuntu: memcached (memcached mode), chromium (report and dashboard tests), wrk (bench), Docker and mmdebstrap (compose test)
+	@command -v memcached >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v wrk >/dev/null && command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null \
+		|| ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq memcached chromium chromium-driver wrk docker.io mmdebstrap)
 
 wheelhouse:  ## every locked dependency in wheelhouse/, for laptops without internet
 	$(PYTHON) -m pip download --quiet -d wheelhouse -r requirements/lock.txt

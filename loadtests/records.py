@@ -51,6 +51,16 @@ class UserRecord:
     first_loss_at: float | None = None  # Unix time, to line up with the lab's fault events
     losses: dict[str, int] = field(default_factory=_no_failures)
     loss_instances: list[str] = field(default_factory=list)
+    # Where the store is memcached nodes: the node each answer said holds the
+    # session (``X-Session-Node``), the last one, and for each loss the node of the
+    # session lost: the one named when that session began (its login, or the first
+    # answer after the previous loss). Not simply the last node: a vanished login
+    # can go unseen for a while, as a cart write quietly starts an anonymous
+    # session on another node, and the loss shows later, there.
+    nodes: Counter[str] = field(default_factory=Counter)
+    last_node: str | None = None
+    loss_nodes: list[str] = field(default_factory=list)
+    session_node: str | None = None
     unexpected: int = 0
     # 412s to its If-Match (--conditional-writes): the cart had changed since it last
     # looked, so its write was refused instead of landing on a newer cart. No failure.
@@ -66,28 +76,39 @@ class UserRecord:
     def lost(self) -> bool:
         return any(self.losses[failure.value] for failure in SESSION_LOSSES)
 
-    def served(self, instance: str, at: float | None = None) -> None:
-        """Count an answer from ``instance`` (the ``X-Served-By`` header) to a request made ``at``."""
+    def served(self, instance: str, at: float | None = None, node: str = "") -> None:
+        """Count an answer from ``instance`` (the ``X-Served-By`` header) to a request made
+        ``at``, which said its session is on ``node`` (``X-Session-Node``, if any)."""
         if at is not None:
             self.last_request_at = at
+        if node:
+            self.nodes[node] += 1
+            self.last_node = node
+            self.session_node = self.session_node or node
         if not instance:
             return  # nginx answered itself (a 502), or no answer at all
         self.instances[instance] += 1
         self.last_instance = instance
 
-    def pin(self, instance: str) -> None:
-        """Remember where the session began: in ``sticky`` mode, where it lives."""
+    def pin(self, instance: str, node: str = "") -> None:
+        """Remember where the session began: in ``sticky`` mode, where it lives. Each login
+        also names the node its new session is on (``node``, memcached nodes only)."""
         if instance and self.first_instance is None:
             self.first_instance = instance
+        if node:
+            self.session_node = node
 
     def failed(self, failure: Failure, t: float, at: float) -> None:
-        """Count one failure; a session loss is blamed on the instance that served the user last."""
+        """Count one failure; a session loss is blamed on the instance that served the user
+        last, and on the node of the session it lost (the next one's is the next named)."""
         if failure is Failure.UNEXPECTED:
             self.unexpected += 1
             return
         self.losses[failure.value] += 1
         if failure in SESSION_LOSSES:
             self.loss_instances.append(self.last_instance or self.first_instance or "")
+            self.loss_nodes.append(self.session_node or self.last_node or "")
+            self.session_node = None
             if self.first_loss_t is None:
                 self.first_loss_t, self.first_loss_at = round(t, 3), round(at, 3)
 
@@ -104,6 +125,9 @@ class UserRecord:
             "first_loss_at": self.first_loss_at,
             "losses": dict(self.losses),
             "loss_instances": list(self.loss_instances),
+            "nodes": dict(sorted(self.nodes.items())),
+            "last_node": self.last_node,
+            "loss_nodes": list(self.loss_nodes),
             "unexpected": self.unexpected,
             "conflicts": self.conflicts,
             "last_request_at": self.last_request_at,

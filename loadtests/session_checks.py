@@ -61,6 +61,7 @@ class Answer:
     location: str = ""
     served_by: str = ""
     session_mode: str = ""
+    session_node: str = ""  # X-Session-Node: the memcached node holding the session, if any
     etag: str = ""  # the cart's version, on cart answers of a shop that keeps one
     request_id: str = ""  # nginx's X-Request-ID: finds the request in nginx's access log
     error: str = ""  # why there is no (whole) answer: the client's exception

@@ -66,7 +66,7 @@ class SessionShopping(CookieSession, Shopping):
         if failure is not None:
             return False
         self.check.logged_in = True
-        self.user.record.pin(answer.served_by)
+        self.user.record.pin(answer.served_by, answer.session_node)
         return True
 
     @task(1)

@@ -142,7 +142,7 @@ class ShopUser(FastHttpUser):
                 RUN.failed_request(
                     failed_request(self.record.user, method, path, answer, failure, sent_at)
                 )
-        self.record.served(answer.served_by, sent_at)
+        self.record.served(answer.served_by, sent_at, answer.session_node)
         return answer, failure
 
 
@@ -193,5 +193,6 @@ def _answer_of(response: Any) -> Answer:
         location=headers.get("Location", "") or "",
         served_by=headers.get("X-Served-By", "") or "",
         session_mode=headers.get("X-Session-Mode", "") or "",
+        session_node=headers.get("X-Session-Node", "") or "",
         etag=headers.get("ETag", "") or "",
     )

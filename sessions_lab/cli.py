@@ -241,6 +241,12 @@ def print_up(state: dict[str, Any]) -> None:
         f"Break it: sessions-lab kill {victim}   ·   status: sessions-lab status   ·   "
         "stop: sessions-lab down"
     )
+    nodes = [p["name"] for p in state["processes"] if p["role"] == "memcached"]
+    if nodes:
+        print(
+            f"Cache nodes: {', '.join(nodes)} (X-Session-Node says whose session is where); "
+            f"sessions-lab kill {nodes[min(1, len(nodes) - 1)]} loses the sessions hashed to it"
+        )
 
 
 def print_status(state: dict[str, Any]) -> None:
@@ -261,14 +267,19 @@ def print_status(state: dict[str, Any]) -> None:
         print("* drained: out of nginx until `sessions-lab start NAME`")
 
 
+# Binaries only some modes need: missing, they are reported but fail no check.
+ONLY_FOR = {"memcached": "only --mode memcached needs it"}
+
+
 def doctor() -> int:
     ok = True
-    for role in ("nginx", "redis", "postgres"):
+    for role in ("nginx", "redis", "postgres", "memcached"):
         try:
             binary = find_binary(role)
         except BinaryNotFoundError as error:
-            print(f"{role:<9} MISSING  {error}")
-            ok = False
+            optional = f" ({ONLY_FOR[role]})" if role in ONLY_FOR else ""
+            print(f"{role:<9} MISSING  {error}{optional}")
+            ok = ok and role in ONLY_FOR
             continue
         print(f"{role:<9} {binary.version_text:<8} {binary.source:<26} {binary.path}")
         if role == "nginx" and binary.version < NGINX_STICKY_SINCE:

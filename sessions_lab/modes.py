@@ -34,6 +34,10 @@ class StoreServer(StrEnum):
     # The shop's database: a separate server only with PostgreSQL (SQLite is
     # a file each instance opens), so the lab restarts it only with --db postgres.
     DATABASE = "database"
+    # One memcached per app instance (memcached1..N); every instance hashes each
+    # session key to one of them (client-side sharding): a node's death loses
+    # exactly the sessions hashed to it.
+    MEMCACHED = "memcached"
 
 
 class OutageLogout(StrEnum):
@@ -46,6 +50,11 @@ class OutageLogout(StrEnum):
     # is told so, and may retry. Never "logged out" with a copy left behind
     # to be served again when the store returns.
     REFUSED = "refused"
+    # Client-side sharding: a node that cannot be reached is skipped, so the
+    # session is simply not found (the user is already logged out) and a
+    # logout answers "logged out" at once. A node that was only paused still
+    # holds the old copy, served again to whoever kept the cookie once it resumes.
+    COPY_SURVIVES = "copy survives"
 
 
 class Credential(StrEnum):
@@ -128,6 +137,28 @@ def _redis_in_front_of_db(env: Mapping[str, str]) -> dict[str, Any]:
     # cannot first clear from Redis, as a silently failed DELETE is a logout
     # whose copy is served again when Redis returns (shop/sessions/cached_db.py).
     return _redis_cache(env)
+
+
+def _memcached_nodes(env: Mapping[str, str]) -> dict[str, Any]:
+    # Every instance lists every node in the same order, so pymemcache's
+    # HashClient (rendezvous hashing) puts a session key on the same node
+    # whichever instance asks. A node that fails is retried once after 1 s,
+    # then skipped (its keys hash to the others) and tried again after 5 s:
+    # a restarted node rejoins, empty, within seconds.
+    servers = env.get("MEMCACHED_SERVERS", "127.0.0.1:11211")
+    return {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": [server.strip() for server in servers.split(",") if server.strip()],
+        "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
+        "OPTIONS": {
+            "connect_timeout": 0.5,
+            "timeout": 0.5,
+            "retry_attempts": 1,
+            "retry_timeout": 1,
+            "dead_timeout": 5,
+            "use_pooling": True,
+        },
+    }
 
 
 def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
@@ -228,6 +259,8 @@ class Mode:
     @property
     def logout_while_store_down_text(self) -> str:
         """``logout_while_store_down`` in a few words: the README's table, the inspector, ``attack``."""
+        if self.logout_while_store_down is OutageLogout.COPY_SURVIVES:
+            return "the node's sessions are not found: logged out at once; a paused node's copy returns with it"
         if self.logout_while_store_down is OutageLogout.NO_STORE_SERVER:
             ending = (
                 "logout always ends the session"
@@ -244,6 +277,11 @@ class Mode:
     def uses_redis(self) -> bool:
         """The lab must run Redis for this mode."""
         return self.store_server is StoreServer.REDIS
+
+    @property
+    def uses_memcached(self) -> bool:
+        """The lab must run one memcached per app instance for this mode."""
+        return self.store_server is StoreServer.MEMCACHED
 
 
 MODES: dict[str, Mode] = {
@@ -348,6 +386,22 @@ MODES: dict[str, Mode] = {
             logout_revokes_credential=False,
             # Blacklisting the refresh token needs the database.
             logout_while_store_down=OutageLogout.REFUSED,
+        ),
+        Mode(
+            name="memcached",
+            summary="Sessions sharded over one memcached per instance; a node's death loses "
+            "exactly the sessions hashed to it.",
+            store="the memcached node its key hashes to (one node per instance)",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            session_engine="django.contrib.sessions.backends.cache",
+            session_cache=_memcached_nodes,
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.MEMCACHED,
+            # No replication, no persistence: a node that restarts comes back empty.
+            backed_by_database=False,
+            keeps_sessions_on_instance_death=True,
+            logout_revokes_credential=True,
+            logout_while_store_down=OutageLogout.COPY_SURVIVES,
         ),
     )
 }

@@ -1,7 +1,7 @@
 """What the session inspector footer (and ``/api/whoami/``) says about this request's session.
 
 It names the place this mode keeps the session — the lesson of the whole
-lab — and its size, read from the mode's record (what the client carries,
+lab: Redis, a row, the memcached node its key hashes to — and its size, read from the mode's record (what the client carries,
 which server holds the session, whether the database backs it) rather than
 its name; and what a logout does while that server is down, in the
 registry's own words, so a user who cannot log out knows why. Session keys are shown shortened: the full key is a credential and
@@ -18,6 +18,7 @@ from django.core.cache import caches
 from django.http import HttpRequest
 
 from sessions_lab.modes import Credential, StoreServer, get_mode
+from shop.session_node import node_of
 
 
 def _short(key: str | None) -> str:
@@ -62,14 +63,17 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
     elif mode.store_server is StoreServer.DATABASE:
         info["text"] = f"row in django_session, key {_short(key)}, {len(encoded)} bytes"
     else:
-        # A cache key: in Redis, or, with no store server, in this instance's memory.
+        # A cache key: in Redis, on the memcached node it hashes to, or, with no
+        # store server, in this instance's memory.
         full_key = caches[settings.SESSION_CACHE_ALIAS].make_key(session.cache_key_prefix + key)
         shown_key = full_key[: len(full_key) - len(key)] + _short(key)
-        where = (
-            "Redis key"
-            if mode.store_server is StoreServer.REDIS
-            else f"local memory of {settings.INSTANCE_NAME}, key"
-        )
+        if mode.store_server is StoreServer.REDIS:
+            where = "Redis key"
+        elif mode.store_server is StoreServer.MEMCACHED:
+            info["node"] = node_of(session)
+            where = f"memcached node {info['node']}, key" if info["node"] else "memcached key"
+        else:
+            where = f"local memory of {settings.INSTANCE_NAME}, key"
         info["text"] = f"{where} {shown_key}, {len(encoded)} bytes"
         if mode.backed_by_database:
             info["text"] += " (and a row in django_session)"

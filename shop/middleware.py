@@ -1,7 +1,8 @@
 """Headers on every answer: which instance and mode answered, and who may keep a copy.
 
 ``X-Served-By`` and ``X-Session-Mode`` let a client (and the workshop) see
-where a request went. The cache headers keep personal answers out of shared
+where a request went; ``X-Session-Node``, where the store is memcached nodes,
+which node holds the session (``shop/session_node.py``). The cache headers keep personal answers out of shared
 caches and off a shared computer's disk: nearly every answer of the shop
 depends on who asks (a cart, a name, the session inspector at the foot of
 every page), and identity arrives in a cookie (a session id, a signed
@@ -27,6 +28,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
+from shop.session_node import node_of
+
 # Answers that are the same for everyone; everything else is personal.
 # (Static files never reach this middleware: WhiteNoise answers them first.)
 PUBLIC_PATHS = ("/healthz", "/api/products/", "/api/schema/", "/api/docs/")
@@ -43,8 +46,9 @@ def is_personal(path: str) -> bool:
 
 
 class InstanceHeadersMiddleware:
-    """Adds ``X-Served-By``, ``X-Session-Mode`` and, on personal answers, ``Cache-Control:
-    private, no-store`` and ``Vary: Cookie, Authorization`` — without touching the session."""
+    """Adds ``X-Served-By``, ``X-Session-Mode``, ``X-Session-Node`` (memcached nodes only) and,
+    on personal answers, ``Cache-Control: private, no-store`` and ``Vary: Cookie,
+    Authorization`` — without loading the session."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -53,6 +57,10 @@ class InstanceHeadersMiddleware:
         response = self.get_response(request)
         response["X-Served-By"] = settings.INSTANCE_NAME
         response["X-Session-Mode"] = settings.SESSION_MODE
+        session = getattr(request, "session", None)
+        node = node_of(session) if session is not None else None
+        if node is not None:
+            response["X-Session-Node"] = str(node)
         if is_personal(request.path):
             # Set outright when the view said nothing (the hot path: the cart
             # read); merged with what it said otherwise (never_cache's max-age=0).

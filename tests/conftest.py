@@ -1,4 +1,5 @@
-"""Fixtures: a real Redis for the whole run, and a shop switched into one mode per test."""
+"""Fixtures: a real Redis and real memcached nodes for the whole run, and a shop switched
+into one mode per test."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from django.core.cache import caches
 
 from sessions_lab.modes import MODE_NAMES, get_mode
+from tests.memcached_server import memcached_servers
 from tests.redis_server import redis_server
 from tests.shoppers import PASSWORD, Shopper
 
@@ -34,18 +36,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def apply_mode(settings, name: str, redis_url: str) -> None:
-    """Switch the running shop into mode ``name``, as SESSION_MODE=name would at start-up."""
-    for key, value in get_mode(name).settings({"REDIS_URL": redis_url}).items():
+@pytest.fixture(scope="session")
+def memcached_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Three memcached nodes for the whole run, as ``MEMCACHED_SERVERS`` lists them."""
+    with memcached_servers(tmp_path_factory.mktemp("memcached")) as servers:
+        yield servers
+
+
+def apply_mode(settings, name: str, redis_url: str, memcached: str = "") -> None:
+    """Switch the running shop into mode ``name``, as SESSION_MODE=name would at start-up
+    (``memcached``: its ``MEMCACHED_SERVERS``, where the mode uses them)."""
+    env = {"REDIS_URL": redis_url, "MEMCACHED_SERVERS": memcached}
+    for key, value in get_mode(name).settings(env).items():
         setattr(settings, key, value)
 
 
 @pytest.fixture
-def use_mode(settings, redis_url: str):
-    """Call with a mode name to switch the shop into it; cleans every session store after."""
+def use_mode(settings, redis_url: str, request: pytest.FixtureRequest):
+    """Call with a mode name to switch the shop into it; cleans every session store after.
+    The memcached nodes start with the first test of a mode that uses them."""
 
     def switch(name: str) -> str:
-        apply_mode(settings, name, redis_url)
+        memcached = (
+            request.getfixturevalue("memcached_nodes") if get_mode(name).uses_memcached else ""
+        )
+        apply_mode(settings, name, redis_url, memcached)
         return name
 
     yield switch
@@ -65,7 +80,7 @@ SESSION_MODES = [name for name in MODE_NAMES if not get_mode(name).is_jwt]
 
 @pytest.fixture(params=SESSION_MODES)
 def session_shopper(request: pytest.FixtureRequest, use_mode) -> Shopper:
-    """A shopper in each of the five modes that keep a server or cookie session."""
+    """A shopper in each of the modes that keep a server or cookie session."""
     return Shopper(use_mode(request.param))
 
 

@@ -65,24 +65,30 @@ def redis_server(workdir: Path) -> Iterator[str]:
         yield url
     finally:
         RUNNING.pop(url, None)
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a server this module (or ``tests/memcached_server.py``) started: SIGTERM, then KILL."""
+    process.send_signal(signal.SIGCONT)  # a paused server acts on nothing until it runs
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
-def paused(url: str) -> Iterator[None]:
+def paused(url: str, running: dict[str, subprocess.Popen[bytes]] = RUNNING) -> Iterator[None]:
     """SIGSTOP the server at ``url`` for the block, as ``sessions-lab kill redis --signal STOP``.
 
     A paused server still accepts connections (the kernel does) but answers
     nothing: each command times out after the client's SOCKET_TIMEOUT, the
     hardest outage for a client to tell apart from a slow answer.
     """
-    process = RUNNING[url]
+    process = running[url]
     process.send_signal(signal.SIGSTOP)
     try:
         yield

@@ -6,13 +6,17 @@ times out), or swapped for a port where nothing listens (a Redis that is
 down). The engine first, through its sync and its async methods, then what
 a client sees, then where the promise is shown. ``tests/cluster/
 test_logout_outage.py`` runs the same story through nginx and real processes.
+``memcached`` keeps another promise (``COPY_SURVIVES``): its client skips a
+node it cannot reach, so the logout finds no session and says "logged out";
+a paused node's copy is served again once it resumes.
 """
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,12 +28,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from sessions_lab import attack
-from sessions_lab.modes import MODES, get_mode
+from sessions_lab.modes import MODES, OutageLogout, get_mode
 from shop.models import Order, Product
 from shop.sessions import cached_db
 from shop.sessions.cached_db import SessionStore
 from shop.sessions.errors import SessionChangeRefused
 from tests.conftest import apply_mode
+from tests.memcached_server import RUNNING as MEMCACHED_RUNNING
+from tests.memcached_server import memcached_servers
+from tests.memcached_server import paused as memcached_paused
 from tests.redis_server import paused
 from tests.shoppers import Shopper
 from tests.test_session_engines import through
@@ -315,13 +322,66 @@ def test_cached_db_checkout_while_redis_is_down_places_no_order(
     assert shopper.checkout().status_code == 201
 
 
+# ------------------------------------------------------------ memcached: the copy survives
+
+
+def node_holding(shopper: Shopper) -> str:
+    """The ``host:port`` of the memcached node the shopper's session hashes to."""
+    node = int(shopper.call("get", "/api/whoami/")["X-Session-Node"])
+    return settings_location()[node - 1]
+
+
+@contextmanager
+def back_to_cached_db(settings, redis_url: str) -> Iterator[None]:
+    """After the block, the module's mode again (its clean-up must not meet stopped nodes)."""
+    try:
+        yield
+    finally:
+        apply_mode(settings, "cached_db", redis_url)
+
+
+def settings_location() -> list[str]:
+    from django.conf import settings
+
+    return settings.CACHES["sessions"]["LOCATION"]
+
+
+@pytest.mark.parametrize("fault", ["paused", "killed"])
+def test_memcached_logout_while_its_node_cannot_answer_is_logged_out_at_once(
+    settings, redis_url: str, tmp_path, demo_user, fault: str
+) -> None:
+    """The client skips a node it cannot reach: the session is not found, so the user is
+    already logged out and the logout says so (200). A paused node still holds the copy,
+    served again once it resumes; a killed one took it along."""
+    assert get_mode("memcached").logout_while_store_down is OutageLogout.COPY_SURVIVES
+    with memcached_servers(tmp_path) as servers, back_to_cached_db(settings, redis_url):
+        apply_mode(settings, "memcached", redis_url, servers)
+        shopper, product = logged_in_shopper("memcached")
+        old_cookie = shopper.session_cookie()
+        server = node_holding(shopper)
+        with memcached_paused(server) if fault == "paused" else nullcontext():
+            if fault == "killed":
+                MEMCACHED_RUNNING[server].kill()
+            logout = shopper.logout()
+            assert logout.status_code == 200, logout.content
+            assert shopper.whoami()["authenticated"] is False
+        apply_mode(settings, "memcached", redis_url, servers)  # clients that try every node again
+        thief = Shopper("memcached")
+        thief.client.cookies["sessionid"] = old_cookie
+        if fault == "paused":
+            assert thief.whoami()["username"] == "alice"  # the copy came back with its node
+            assert thief.cart_lines() == {product: 2}
+        else:
+            assert thief.whoami()["authenticated"] is False
+
+
 # ------------------------------------------------------------ where the promise shows
 
 
 def test_the_inspector_says_what_a_logout_does_while_the_store_is_down(mode: str) -> None:
     shopper = Shopper(mode)
     page = shopper.client.get("/").content.decode()
-    inspector = page.split('aria-label="Session inspector"', 1)[1]
+    inspector = html.unescape(page.split('aria-label="Session inspector"', 1)[1])
     assert get_mode(mode).logout_while_store_down_text in inspector
 
 

@@ -56,8 +56,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_there_are_exactly_the_six_modes_of_the_design() -> None:
-    assert MODE_NAMES == ("sticky", "redis", "db", "cached_db", "cookie", "jwt")
+def test_there_are_exactly_the_seven_modes_of_the_design() -> None:
+    assert MODE_NAMES == ("sticky", "redis", "db", "cached_db", "cookie", "jwt", "memcached")
 
 
 def test_only_sticky_needs_affinity() -> None:
@@ -66,7 +66,7 @@ def test_only_sticky_needs_affinity() -> None:
 
 
 def test_an_unknown_mode_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="sticky, redis, db, cached_db, cookie, jwt"):
+    with pytest.raises(ValueError, match="sticky, redis, db, cached_db, cookie, jwt, memcached"):
         get_mode("bogus")
 
 
@@ -75,8 +75,8 @@ def test_shop_refuses_to_start_with_a_bogus_mode() -> None:
     assert done.returncode != 0
     assert "ImproperlyConfigured" in done.stderr
     assert (
-        "Unknown SESSION_MODE 'bogus'. Valid modes: sticky, redis, db, cached_db, cookie, jwt."
-        in done.stderr
+        "Unknown SESSION_MODE 'bogus'. Valid modes: sticky, redis, db, cached_db, cookie, jwt, "
+        "memcached." in done.stderr
     )
 
 
@@ -143,11 +143,19 @@ def test_where_each_mode_keeps_its_state_on_a_server_of_its_own() -> None:
         "cached_db": StoreServer.REDIS,
         "cookie": StoreServer.NONE,
         "jwt": StoreServer.DATABASE,  # the cart rows
+        "memcached": StoreServer.MEMCACHED,
     }
 
 
 def test_the_modes_on_redis_are_the_ones_the_lab_starts_redis_for() -> None:
     assert modes_where(lambda m: m.uses_redis) == ["redis", "cached_db"]
+
+
+def test_only_memcached_shards_its_sessions_over_nodes_the_lab_starts() -> None:
+    assert modes_where(lambda m: m.uses_memcached) == ["memcached"]
+    assert get_mode("memcached").settings({"MEMCACHED_SERVERS": "h:1, h:2,h:3"})["CACHES"][
+        "sessions"
+    ]["LOCATION"] == ["h:1", "h:2", "h:3"]
 
 
 def test_only_cached_db_keeps_every_session_when_redis_comes_back_empty() -> None:
@@ -158,7 +166,7 @@ def test_only_cookie_and_jwt_cannot_revoke_a_copied_credential_at_logout() -> No
     assert modes_where(lambda m: not m.logout_revokes_credential) == ["cookie", "jwt"]
 
 
-def test_a_logout_the_store_cannot_complete_is_refused_wherever_there_is_a_store() -> None:
+def test_a_logout_the_store_cannot_complete_is_refused_unless_the_store_is_sharded() -> None:
     assert {m.name: m.logout_while_store_down for m in MODES.values()} == {
         "sticky": OutageLogout.NO_STORE_SERVER,
         "redis": OutageLogout.REFUSED,
@@ -166,6 +174,8 @@ def test_a_logout_the_store_cannot_complete_is_refused_wherever_there_is_a_store
         "cached_db": OutageLogout.REFUSED,
         "cookie": OutageLogout.NO_STORE_SERVER,
         "jwt": OutageLogout.REFUSED,
+        # Sharded: an unreachable node's sessions are not found, a paused node's return.
+        "memcached": OutageLogout.COPY_SURVIVES,
     }
     assert modes_where(lambda m: m.logout_while_store_down is OutageLogout.NO_STORE_SERVER) == (
         modes_where(lambda m: m.store_server is StoreServer.NONE)
@@ -187,6 +197,7 @@ def test_what_the_client_carries_in_each_mode() -> None:
         "cached_db": Credential.SESSION_ID,
         "cookie": Credential.SIGNED_SESSION,
         "jwt": Credential.JWT,
+        "memcached": Credential.SESSION_ID,
     }
     assert modes_where(lambda m: m.is_jwt) == modes_where(lambda m: m.credential is Credential.JWT)
 

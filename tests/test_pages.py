@@ -67,6 +67,7 @@ def test_inspector_says_where_the_session_lives(mode: str, demo_user) -> None:
         "cached_db": "Redis key",
         "cookie": "cookie, ",
         "jwt": "JWT in the cookie",
+        "memcached": "memcached node ",
     }[mode]
     assert expected in where
     session_key = client.cookies.get("sessionid")

@@ -161,18 +161,21 @@ def test_a_remembered_cookie_is_forgotten_once_older_than_the_session_age(
 
 # ------------------------------------------------------------ Django's session contract
 
-# Engine -> the mode whose settings it needs (its cache, its database).
-ENGINES = {
-    "shop.sessions.db": "db",
-    "shop.sessions.cache": "redis",
-    "shop.sessions.cached_db": "cached_db",
-    "shop.sessions.cookie": "cookie",
+# (engine, the mode whose settings it needs: its cache, its database).
+ENGINES = [
+    ("shop.sessions.db", "db"),
+    ("shop.sessions.cache", "redis"),
+    ("shop.sessions.cached_db", "cached_db"),
+    ("shop.sessions.cookie", "cookie"),
     # Django's own, the reference the contract is checked against.
-    "django.contrib.sessions.backends.db": "db",
-    "django.contrib.sessions.backends.cache": "redis",
-    "django.contrib.sessions.backends.cached_db": "cached_db",
-    "django.contrib.sessions.backends.signed_cookies": "cookie",
-}
+    ("django.contrib.sessions.backends.db", "db"),
+    ("django.contrib.sessions.backends.cache", "redis"),
+    ("django.contrib.sessions.backends.cached_db", "cached_db"),
+    ("django.contrib.sessions.backends.signed_cookies", "cookie"),
+    # Django's cache engine on memcached nodes (real ones: tests/memcached_server.py),
+    # each key on the node pymemcache's HashClient hashes it to.
+    ("django.contrib.sessions.backends.cache", "memcached"),
+]
 # The async twin of each session method the contract calls, where its name is not a + name.
 ASYNC_NAMES = {"__setitem__": "aset", "__contains__": "ahas_key"}
 
@@ -180,15 +183,18 @@ Store = type[SessionBase]
 Call = Callable[..., Any]
 
 
-def engine_id(engine: str) -> str:
-    return ("shop." if engine.startswith("shop.") else "django.") + engine.rsplit(".", 1)[1]
+def engine_id(engine_and_mode: tuple[str, str]) -> str:
+    engine, mode = engine_and_mode
+    name = ("shop." if engine.startswith("shop.") else "django.") + engine.rsplit(".", 1)[1]
+    return f"{name}-{mode}"
 
 
 @pytest.fixture(params=ENGINES, ids=engine_id)
 def store(request: pytest.FixtureRequest, use_mode) -> Store:
-    """A session engine, with the mode's settings (its Redis, its database) applied."""
-    use_mode(ENGINES[request.param])
-    return import_module(request.param).SessionStore
+    """A session engine, with the mode's settings (its Redis, its nodes, its database) applied."""
+    engine, mode = request.param
+    use_mode(mode)
+    return import_module(engine).SessionStore
 
 
 def through(flavour: str) -> Call:
@@ -211,8 +217,8 @@ def call(request: pytest.FixtureRequest) -> Call:
 
 # A signed cookie has no server record: nothing to find, delete or rotate on a server.
 SERVER_ENGINES = [
-    engine
-    for engine in ENGINES
+    (engine, mode)
+    for engine, mode in ENGINES
     if not issubclass(import_module(engine).SessionStore, DjangoCookieStore)
 ]
 
@@ -220,8 +226,9 @@ SERVER_ENGINES = [
 @pytest.fixture(params=SERVER_ENGINES, ids=engine_id)
 def server_store(request: pytest.FixtureRequest, use_mode) -> Store:
     """An engine that keeps its sessions on a server (all but the signed cookies)."""
-    use_mode(ENGINES[request.param])
-    return import_module(request.param).SessionStore
+    engine, mode = request.param
+    use_mode(mode)
+    return import_module(engine).SessionStore
 
 
 def untouched(session: SessionBase) -> SessionBase:

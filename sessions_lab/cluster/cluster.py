@@ -26,6 +26,7 @@ from sessions_lab.cluster.binaries import BinaryNotFoundError, find_binary
 from sessions_lab.cluster.config import (
     APP_PORT_BASE,
     DASHBOARD_PORT_OFFSET,
+    MEMCACHED_PORT_BASE,
     POSTGRES_PORT,
     REDIS_PORT,
     LabConfig,
@@ -115,6 +116,11 @@ class Cluster:
         if get_mode(mode).uses_redis:
             config.redis_port = network.choose_ports([REDIS_PORT], taken)[0]
             taken.add(config.redis_port)
+        if get_mode(mode).uses_memcached:
+            config.memcached_ports = network.choose_ports(
+                [MEMCACHED_PORT_BASE + i for i in range(instances)], taken
+            )
+            taken.update(config.memcached_ports)
         if db == "postgres":
             config.postgres_port = network.choose_ports([POSTGRES_PORT], taken)[0]
             taken.add(config.postgres_port)
@@ -136,6 +142,8 @@ class Cluster:
         roles = ["nginx"]
         if get_mode(config.mode).uses_redis:
             roles.append("redis")
+        if get_mode(config.mode).uses_memcached:
+            roles.append("memcached")
         if config.db == "postgres":
             roles.append("postgres")
         for role in roles:

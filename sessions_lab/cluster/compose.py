@@ -21,6 +21,7 @@ from sessions_lab.cluster.compose_files import (
     APP_PORT,
     COMPOSE_FILE,
     DEPLOY_DIR,
+    MEMCACHED_PORT,
     NGINX_CONF_DIR,
     NGINX_PORT,
     POSTGRES_PORT,
@@ -28,6 +29,7 @@ from sessions_lab.cluster.compose_files import (
     REDIS_PORT,
     SQLITE_URL,
     app_services,
+    memcached_services,
     read_env,
     render_deploy,
     render_nginx_variant,
@@ -110,7 +112,13 @@ class ComposeCluster:
         return {record["Service"]: record for record in records}
 
     def targets(self) -> list[str]:
-        return [*app_services(self.deploy_dir), "nginx", "redis", "postgres"]
+        return [
+            *app_services(self.deploy_dir),
+            "nginx",
+            "redis",
+            "postgres",
+            *memcached_services(self.deploy_dir),
+        ]
 
     def _check_target(self, target: str) -> None:
         if target not in self.targets():
@@ -151,8 +159,9 @@ class ComposeCluster:
         )
         render_deploy(self.deploy_dir)
         self._save_drained([])
-        # nginx depends on every instance, which depend on migrate, Redis and
-        # PostgreSQL: naming nginx starts all but Locust (the runner brings its own).
+        # nginx depends on every instance, which depend on migrate, Redis,
+        # PostgreSQL and the memcached nodes: naming nginx starts all but Locust
+        # (the runner brings its own).
         try:
             self.compose(
                 "up", "--detach", "--build", "--wait", "--wait-timeout", str(UP_TIMEOUT),
@@ -256,7 +265,17 @@ class ComposeCluster:
         env = read_env(self.deploy_dir)
         containers = self.containers()
         drained = self._drained()
-        ports = {"nginx": NGINX_PORT, "redis": REDIS_PORT, "postgres": POSTGRES_PORT}
+        nodes = memcached_services(self.deploy_dir)
+        roles = {
+            **dict.fromkeys(app_services(self.deploy_dir), "app"),
+            **dict.fromkeys(nodes, "memcached"),
+        }
+        ports = {
+            "nginx": NGINX_PORT,
+            "redis": REDIS_PORT,
+            "postgres": POSTGRES_PORT,
+            **dict.fromkeys(nodes, MEMCACHED_PORT),
+        }
         processes = []
         for name in self.targets():
             record = containers.get(name, {})
@@ -265,7 +284,7 @@ class ComposeCluster:
             processes.append(
                 {
                     "name": name,
-                    "role": "app" if name not in ports else name,
+                    "role": roles.get(name, name),
                     "pid": None,
                     "port": ports.get(name, APP_PORT),
                     "status": status,

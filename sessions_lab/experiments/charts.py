@@ -9,8 +9,11 @@ in greyscale and to colour-blind readers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
+
+from sessions_lab.experiments.results import node_before_loss
 
 # Okabe-Ito colours, one marker shape per class.
 CLASS_STYLE = {
@@ -205,11 +208,13 @@ class Bar:
 
 @dataclass(frozen=True)
 class SpreadChart:
-    """Users by the instance that served their login; no bars: no users."""
+    """Users by the instance that served their login (or by the cache node holding their
+    session); no bars: no users."""
 
     bars: list[Bar]
     width: int
     row: int  # the height of one bar and the gap below it
+    label: str = "users per instance, hatched: lost their session"
 
     @property
     def height(self) -> int:
@@ -217,25 +222,46 @@ class SpreadChart:
 
 
 def spread_chart(result: dict[str, Any], users: list[dict[str, Any]]) -> SpreadChart:
-    width, row, left = 960, 34, 90
-    instances = sorted({u.get("first_instance") or "none" for u in users})
-    if not instances:
+    """Users by the instance that served their login."""
+    return _spread(
+        users, lambda user: user.get("first_instance") or "none", result.get("faulted_instance")
+    )
+
+
+def node_spread_chart(result: dict[str, Any], users: list[dict[str, Any]]) -> SpreadChart | None:
+    """Users by the cache node their session was on before the fault; None without nodes."""
+    if not result.get("users_by_node"):
+        return None
+    on_nodes = [user for user in users if user.get("nodes") or user.get("loss_nodes")]
+    chart = _spread(on_nodes, node_before_loss, result.get("faulted_node"), left=110)
+    return replace(chart, label="users per cache node, hatched: lost their session")
+
+
+def _spread(
+    users: list[dict[str, Any]],
+    place: Callable[[dict[str, Any]], str],
+    faulted: str | None,
+    left: int = 90,  # where the bars start: room for the names
+) -> SpreadChart:
+    width, row = 960, 34
+    places = sorted({place(u) for u in users})
+    if not places:
         return SpreadChart([], width, row)
-    peak = max(sum(1 for u in users if (u.get("first_instance") or "none") == i) for i in instances)
+    peak = max(sum(1 for u in users if place(u) == p) for p in places)
     scale = (width - left - 120) / max(peak, 1)
     bars = []
-    for index, instance in enumerate(instances):
-        mine = [u for u in users if (u.get("first_instance") or "none") == instance]
+    for index, name in enumerate(places):
+        mine = [u for u in users if place(u) == name]
         lost = sum(1 for u in mine if u.get("lost"))
         bars.append(
             Bar(
-                instance,
+                name,
                 y=5 + index * row,
                 users=len(mine),
                 lost=lost,
                 kept_width=(len(mine) - lost) * scale,
                 lost_width=lost * scale,
-                faulted=instance == result.get("faulted_instance"),
+                faulted=name == faulted,
                 left=left,
             )
         )

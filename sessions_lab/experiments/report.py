@@ -33,6 +33,7 @@ from sessions_lab.experiments.charts import (
     SpreadChart,
     TimeChart,
     marker,
+    node_spread_chart,
     spread_chart,
     time_chart,
 )
@@ -52,6 +53,8 @@ def _lost_cell(result: dict[str, Any]) -> str:
 
 def _faulted_cell(result: dict[str, Any]) -> str:
     on_faulted = result.get("users_lost_on_faulted_instance")
+    if on_faulted is None:
+        on_faulted = result.get("users_lost_on_faulted_node")
     return "—" if on_faulted is None else str(on_faulted)
 
 
@@ -94,7 +97,7 @@ HEADERS = [
     "requests",
     "failed requests",
     "users who lost their session",
-    "of those, pinned to the faulted instance",
+    "of those, on the faulted instance or cache node",
     "orders acknowledged / lost / doubled",
     "p50 / p95 ms",
     "recovery s",
@@ -146,7 +149,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     for mode, result in summary["modes"].items():
-        notes = [*verdict_notes(result), *server_notes(result)]
+        notes = [*verdict_notes(result), *node_notes(result), *server_notes(result)]
         if notes:
             lines += [f"{mode}:", *(f"- {note}" for note in notes), ""]
         failed = failed_request_lines(result)
@@ -169,6 +172,28 @@ def verdict_notes(result: dict[str, Any]) -> list[str]:
             "client got no 201, even after retrying with its Idempotency-Key."
         )
     return notes
+
+
+def node_notes(result: dict[str, Any]) -> list[str]:
+    """Users by the cache node their session was on before the fault, beside
+    ``users_by_instance`` (memcached nodes only)."""
+    by_node = result.get("users_by_node") or {}
+    if not by_node:
+        return []
+    faulted = result.get("faulted_node")
+    counts = ", ".join(
+        f"{node} {count}" + (" (faulted)" if node == faulted else "")
+        for node, count in by_node.items()
+    )
+    by_instance = ", ".join(f"{i} {n}" for i, n in result.get("users_by_instance", {}).items())
+    note = f"Users by cache node: {counts}; by instance: {by_instance}."
+    if faulted:
+        note += (
+            f" Of the {result['users_on_faulted_node']} users on {faulted}, "
+            f"{result['users_lost_on_faulted_node']} lost their session there; "
+            f"{result['users_lost_session']} lost one in all."
+        )
+    return [note]
 
 
 def failed_request_lines(result: dict[str, Any]) -> list[str]:
@@ -244,6 +269,7 @@ class Section:
     expected: str
     timeline: TimeChart
     spread: SpreadChart
+    node_spread: SpreadChart | None  # by cache node, where the store is memcached nodes
     notes: list[str]  # why unexpected; what the servers' logs add: re-sent requests, late writes
     failed: list[dict[str, Any]]  # failed_request_groups: each failure, where, when and why
 
@@ -316,7 +342,8 @@ def html_report(summary: dict[str, Any], out_dir: Path) -> str:
                 result["expected"],
                 time_chart(timeline, result["events"], summary["duration_s"]),
                 spread_chart(result, users),
-                [*verdict_notes(result), *server_notes(result)],
+                node_spread_chart(result, users),
+                [*verdict_notes(result), *node_notes(result), *server_notes(result)],
                 result.get("failed_request_groups", []),
             )
         )

@@ -26,7 +26,8 @@ from sessions_lab.experiments.server_logs import access_lines, late_writes, retr
 # orders_doubled, orders_wrong_total, orders_unacknowledged, order_audit_error),
 # the failed requests explained (failed_request_groups, failures_unexplained,
 # failed_reads, failed_writes, failed_checkouts, truncated_answers) and
-# verdict_reason (docs/architecture.md).
+# verdict_reason (docs/architecture.md). Added since, without a new version:
+# users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node.
 SCHEMA_VERSION = 3
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
@@ -106,6 +107,55 @@ def faulted_instance(events: list[dict[str, Any]]) -> str | None:
         if event["action"] == "kill" and str(event["target"]).startswith("app"):
             return str(event["target"])
     return None
+
+
+# A memcached node as the lab names it: X-Session-Node's 1-based index "2" -> memcached2.
+NODE_PREFIX = "memcached"
+
+
+def node_name(index: str) -> str:
+    """The lab's name of the node ``X-Session-Node`` numbered ``index`` ("" -> "none")."""
+    return f"{NODE_PREFIX}{index}" if index else "none"
+
+
+def faulted_node(events: list[dict[str, Any]]) -> str | None:
+    """The memcached node the scenario killed first, if it killed one."""
+    for event in events:
+        if event["action"] == "kill" and str(event["target"]).startswith(NODE_PREFIX):
+            return str(event["target"])
+    return None
+
+
+def node_before_loss(user: dict[str, Any]) -> str:
+    """The node a user's session was on before its first loss (its last node if it lost none):
+    where it was when the fault came, as the shoppers log in once and never log out."""
+    losses = user.get("loss_nodes") or []
+    return node_name(str((losses[0] if losses else None) or user.get("last_node") or ""))
+
+
+def node_fields(users: list[dict[str, Any]], target: str | None) -> dict[str, Any]:
+    """``users_by_node`` (by the node before the fault; {} where no answer named a node),
+    ``faulted_node``, and, when a node was faulted, the users on it and those of them
+    that lost their session there, every loss of theirs on that node."""
+    on_nodes = [user for user in users if user.get("nodes") or user.get("loss_nodes")]
+    lost = [user for user in users if user.get("lost")]
+    return {
+        "users_by_node": dict(sorted(Counter(node_before_loss(u) for u in on_nodes).items())),
+        "faulted_node": target,
+        "users_on_faulted_node": (
+            sum(1 for user in users if node_before_loss(user) == target) if target else None
+        ),
+        "users_lost_on_faulted_node": (
+            sum(
+                1
+                for user in lost
+                if user.get("loss_nodes")
+                and all(node_name(str(node)) == target for node in user["loss_nodes"])
+            )
+            if target
+            else None
+        ),
+    }
 
 
 def recovery_seconds(events: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> float:
@@ -225,6 +275,7 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
             sorted(Counter(user.get("first_instance") or "none" for user in users).items())
         ),
         "faulted_instance": target,
+        **node_fields(users, faulted_node(events)),
         # Schema 2: what nginx and the instances logged.
         "retried_requests": retried_requests(access),
         "cart_conflicts": sum(int(user.get("conflicts", 0)) for user in users),
@@ -319,6 +370,10 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "expected": expected,
         "users_by_instance": {},
         "faulted_instance": None,
+        "users_by_node": {},
+        "faulted_node": None,
+        "users_on_faulted_node": None,
+        "users_lost_on_faulted_node": None,
         "retried_requests": 0,
         "late_writes": [],
         "late_writes_applied": 0,

@@ -89,8 +89,9 @@ class Experiment:
             mode, self.db, self.redis_persistence, conditional_writes=self.conditional_writes
         )
         if expectation is None:
-            self.say(f"[{mode}] {self.scenario.name} does not apply (no store to restart): skipped")
-            return not_applicable(f"{mode} keeps no session in a separate store")
+            why = self.scenario.why_not_applicable(mode, self.db, self.redis_persistence)
+            self.say(f"[{mode}] {self.scenario.name} does not apply ({why}): skipped")
+            return not_applicable(why)
         folder = self.out / mode
         folder.mkdir(parents=True, exist_ok=True)
         for stale in LIVE_FILES:  # an earlier run into the same folder: its clock is not ours
@@ -405,7 +406,7 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "unknown"
-    for role in ("nginx", "redis"):
+    for role in ("nginx", "redis", "memcached"):
         try:
             found[role] = find_binary(role).version_text
         except Exception:  # a version is information, never a reason to fail

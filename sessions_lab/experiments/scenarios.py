@@ -30,7 +30,7 @@ class FaultEvent:
 
     at: float  # 0..1 of the run
     action: str  # kill | start | drain | add
-    target: str  # app2, redis, postgres, nginx, or "store" (the mode's own store)
+    target: str  # app2, redis, postgres, memcached2, nginx, or "store" (the mode's own store)
     signal: str | None = None  # for kill: KILL, TERM or STOP
 
     def at_seconds(self, duration_s: float) -> float:
@@ -104,6 +104,10 @@ def _store_process(mode: Mode, db: str) -> str | None:
     return None
 
 
+def _no_separate_store(mode: Mode, options: RunOptions) -> str:
+    return "keeps no session in a separate store"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -111,6 +115,8 @@ class Scenario:
     events: Callable[[int], tuple[FaultEvent, ...]]  # instances → timeline
     expectations: Callable[[Mode, RunOptions], Expectation | None] = field(repr=False)
     # (mode's record, the run's options) → Expectation, or None: does not apply
+    inapplicable: Callable[[Mode, RunOptions], str] = field(default=_no_separate_store, repr=False)
+    # (mode's record, the run's options) → why it does not apply, after the mode's name
 
     def expectation(
         self,
@@ -122,6 +128,13 @@ class Scenario:
     ) -> Expectation | None:
         options = RunOptions(db, redis_persistence, conditional_writes)
         return self.expectations(get_mode(mode), options)
+
+    def why_not_applicable(
+        self, mode: str, db: str = "sqlite", redis_persistence: str = "none"
+    ) -> str:
+        """Why the scenario does not apply to ``mode``: "<mode> <reason>"."""
+        reason = self.inapplicable(get_mode(mode), RunOptions(db, redis_persistence))
+        return f"{mode} {reason}"
 
     def timeline(self, instances: int, store: str | None = None) -> tuple[FaultEvent, ...]:
         return tuple(event.resolved(store) for event in self.events(instances))
@@ -224,6 +237,40 @@ def _store_restart_expects(mode: Mode, options: RunOptions) -> Expectation | Non
         "PostgreSQL restarts with its data: nobody loses a session (requests fail while it is down)",
         nobody_loses,
     )
+
+
+def _store_restart_inapplicable(mode: Mode, options: RunOptions) -> str:
+    if mode.store_server is StoreServer.MEMCACHED:
+        return (
+            "has no single store to restart: its sessions are sharded over one memcached per "
+            "instance (cache-node-down kills one of them)"
+        )
+    return _no_separate_store(mode, options)
+
+
+def _cache_node_down(instances: int) -> tuple[FaultEvent, ...]:
+    node = f"memcached{min(2, instances)}"
+    return (FaultEvent(0.4, "kill", node, "KILL"), FaultEvent(0.7, "start", node))
+
+
+def only_faulted_node_users_lose(result: ModeResult) -> bool:
+    """Somebody lost a session, and every loss of every user who did came on the killed node."""
+    lost = result["users_lost_session"]
+    return lost > 0 and result["users_lost_on_faulted_node"] == lost
+
+
+def _cache_node_down_expects(mode: Mode, options: RunOptions) -> Expectation | None:
+    if mode.store_server is not StoreServer.MEMCACHED:
+        return None
+    return Expectation(
+        "the users whose session key hashes to the killed node lose their session, whichever "
+        "instance served them, and nobody else; it comes back empty",
+        only_faulted_node_users_lose,
+    )
+
+
+def _cache_node_down_inapplicable(mode: Mode, options: RunOptions) -> str:
+    return "keeps no session on memcached nodes: there is no cache node to kill"
 
 
 def _lb_down(instances: int) -> tuple[FaultEvent, ...]:
@@ -332,6 +379,14 @@ SCENARIOS: dict[str, Scenario] = {
             "kill the mode's store (Redis, or PostgreSQL with --db postgres) and start it again",
             _store_restart,
             _store_restart_expects,
+            _store_restart_inapplicable,
+        ),
+        Scenario(
+            "cache-node-down",
+            "SIGKILL memcached2 at 40% of the run, start it again (empty) at 70%",
+            _cache_node_down,
+            _cache_node_down_expects,
+            _cache_node_down_inapplicable,
         ),
         Scenario(
             "lb-down",

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from sessions_lab.cluster.network import free_port
+from sessions_lab.modes import MODE_NAMES
 from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 
@@ -32,7 +33,7 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((out / "bench.json").read_text())
     assert result["generator"].startswith("wrk")
-    assert list(result["modes"]) == ["sticky", "redis", "db", "cached_db", "cookie", "jwt"]
+    assert list(result["modes"]) == list(MODE_NAMES)
     for mode, figures in result["modes"].items():
         for page in ("healthz", "cart_read", "cart_write"):
             assert figures[page]["rps"] > 0, (mode, page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,19 @@ def test_missing_binary_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setenv("NGINX_BIN", str(tmp_path / "no-nginx"))
     done = cli(tmp_path / "lab", "up", "--mode", "cookie", "--port", str(free_port()), check=False)
     assert_user_error(done, "NGINX_BIN")
+
+
+def test_memcached_mode_without_memcached_says_how_to_install_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("MEMCACHED_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no /usr/bin/memcached
+    done = cli(
+        tmp_path / "lab", "up", "--mode", "memcached", "--port", str(free_port()), check=False
+    )
+    assert_user_error(done, "No memcached binary found: apt-get install memcached")
+    assert "make system-deps" in done.stderr
+    assert not (tmp_path / "lab" / "state.json").exists()
 
 
 def test_affinity_outside_sticky_mode_is_refused(tmp_path: Path) -> None:

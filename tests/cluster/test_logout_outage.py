@@ -8,6 +8,9 @@ in, and the user knows) or revoke the session (the replay is anonymous).
 What it must never do is answer 200 and leave the old cookie logged in —
 Django's own ``cached_db`` engine, ignoring Redis errors, did exactly that.
 Both Redis modes pin "refused", then show the retried logout revoking.
+``memcached`` pins the other promise (``COPY_SURVIVES``): its client skips a
+paused node, the logout finds no session and answers 200, and the node's copy
+is served again once it resumes.
 """
 
 from __future__ import annotations
@@ -114,3 +117,30 @@ def test_cached_db_still_serves_reads_from_the_database_during_a_redis_stall(mod
     assert shopper.cart() == {1: 2}
     assert shopper.put_item(1, 5).status_code == 200
     assert shopper.cart() == {1: 5}
+
+
+MEMCACHED_MODES = [m.name for m in MODES.values() if m.store_server is StoreServer.MEMCACHED]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", MEMCACHED_MODES)
+def test_logout_while_its_memcached_node_is_paused_is_200_and_the_copy_returns(
+    module_lab, mode: str
+) -> None:
+    assert MODES[mode].logout_while_store_down is OutageLogout.COPY_SURVIVES
+    lab = module_lab("--mode", mode, "--instances", "2")
+    shopper = shopper_with_cart(lab, mode, "user4")
+    cookie = shopper.http.cookies["sessionid"]
+    node = f"memcached{shopper.call('GET', '/api/cart/').headers['X-Session-Node']}"
+
+    lab.cli("kill", node, "--signal", "STOP")
+    try:
+        logout = shopper.call("POST", "/api/session/logout/")
+        assert logout.status_code == 200, logout.text  # the session is not found: logged out
+        assert shopper.whoami()["authenticated"] is False
+    finally:
+        lab.cli("start", node)  # SIGCONT: the node still holds the session
+
+    # Each instance's client takes the node back within seconds; then the copy, which
+    # the logout never reached, is served again, login and cart.
+    assert wait_until(lambda: replay(lab, mode, cookie) == (True, {1: 2}), 20)

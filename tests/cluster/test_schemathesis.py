@@ -1,6 +1,6 @@
 """schemathesis against one real instance per mode: each mode's /api/schema/ tells the truth.
 
-For each of the six modes the shop runs under gunicorn (its own SQLite
+For each mode the shop runs under gunicorn (its own SQLite
 database, migrated, user1..user10: ``tests.loadtests.shop_server``), and
 ``schemathesis run --checks all`` fuzzes it from the schema that instance
 serves, with a fixed seed and a bounded number of examples, in two passes:
@@ -115,9 +115,12 @@ def summary(report: str) -> str:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("mode", MODE_NAMES)
 def test_the_schema_each_mode_serves_survives_schemathesis(
-    mode: str, tmp_path: Path, redis_url: str
+    mode: str, tmp_path: Path, redis_url: str, request: pytest.FixtureRequest
 ) -> None:
-    with running_shop(mode, tmp_path, extra_env={"REDIS_URL": redis_url}) as shop:
+    env = {"REDIS_URL": redis_url}
+    if get_mode(mode).uses_memcached:
+        env["MEMCACHED_SERVERS"] = request.getfixturevalue("memcached_nodes")
+    with running_shop(mode, tmp_path, extra_env=env) as shop:
         logged_in = credential_headers(shop, mode, logged_in=True)
         anonymous = credential_headers(shop, mode, logged_in=False)
         started = time.monotonic()

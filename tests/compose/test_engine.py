@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import requests
 
+from sessions_lab.cluster.compose import START_ONLY
 from sessions_lab.cluster.network import free_port
 from sessions_lab.paths import PROJECT_ROOT
 from sessions_lab.waiting import wait_until
@@ -36,8 +37,10 @@ from tests.test_offline_install import make, tracked_copy
 pytestmark = pytest.mark.cluster
 
 README_BLOCK = re.compile(r"<!-- run by tests/compose/test_engine.py -->\s*```sh\n(.*?)```", re.S)
+# memcached too: the Dockerfile then skips apt, which may not reach a mirror from a build.
 MMDEBSTRAP = (
-    "mmdebstrap --variant=minbase --include=python3.11,python3-venv,ca-certificates bookworm -"
+    "mmdebstrap --variant=minbase --include=python3.11,python3-venv,ca-certificates,memcached"
+    " bookworm -"
 )
 TEST_SUBNET = "172.30.99"  # not the default: a lab of the user's own may be up
 
@@ -140,7 +143,11 @@ class Stack:
     def whoami(self, shopper: requests.Session) -> dict[str, Any]:
         answer = shopper.get(f"{self.url}/api/whoami/", timeout=10)
         assert answer.status_code == 200, answer.text
-        return {**answer.json(), "served_by": answer.headers.get("X-Served-By")}
+        return {
+            **answer.json(),
+            "served_by": answer.headers.get("X-Served-By"),
+            "node": answer.headers.get("X-Session-Node"),  # memcached mode: its place, 1..N
+        }
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +272,58 @@ def test_postgres_comes_up_from_an_empty_volume(stack: Stack) -> None:
             "SELECT count(*) FROM django_session",
         )
         assert int(tables.stdout.strip()) >= 1  # the session is a row in PostgreSQL
+    finally:
+        stack.compose("down", "--volumes")
+
+
+# In app1's container (its settings, every node by name): the nodes holding a session.
+NODES_HOLDING = """
+import sys
+from importlib import import_module
+import django
+django.setup()
+from django.conf import settings
+from django.core.cache import caches
+from pymemcache.client.base import Client
+session_id, *nodes = sys.argv[1:]
+store = import_module(settings.SESSION_ENGINE).SessionStore(session_id)
+key = caches[settings.SESSION_CACHE_ALIAS].make_key(store.cache_key)
+print(" ".join(n for n in nodes if Client((n, 11211), timeout=2).get(key) is not None))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_memcached_mode_shares_one_copy_of_a_session_among_the_instances(stack: Stack) -> None:
+    stack.set_env(
+        DATABASE_URL="sqlite:////var/lib/shop/shop.sqlite3",
+        SESSION_MODE="memcached",
+        LAB_AFFINITY="none",
+    )
+    stack.compose("up", "--wait", "--wait-timeout", "180")
+    try:
+        shopper = stack.log_in("user3")
+        seen = [stack.whoami(shopper) for _ in range(6)]
+        assert {who["served_by"] for who in seen} == {"app1", "app2", "app3"}, seen
+        assert all(who["authenticated"] for who in seen), seen
+
+        session_id = shopper.cookies["sessionid"]
+        nodes = ["memcached1", "memcached2", "memcached3"]
+
+        def holders() -> list[str]:
+            found = stack.compose(
+                "exec", "-T", "app1", "python", "-c", NODES_HOLDING, session_id, *nodes
+            )
+            return found.stdout.split()
+
+        found = holders()
+        assert len(found) == 1, found  # one node holds it, no copy elsewhere
+        holder = found[0]
+        stack.compose("kill", holder)
+        # The driver's own start; no volume, so the node comes back empty.
+        stack.compose("up", *START_ONLY, "--wait", "--wait-timeout", "60", holder)
+        assert holders() == []
+        # Every instance named that node, by its place in MEMCACHED_SERVERS.
+        assert {f"memcached{who['node']}" for who in seen} == {holder}, seen
     finally:
         stack.compose("down", "--volumes")
 

@@ -18,7 +18,7 @@ import pytest
 from sessions_lab.cluster.compose import RELOAD_NGINX, ComposeCluster
 from sessions_lab.cluster.compose_files import write_env
 from sessions_lab.cluster.errors import LabError
-from sessions_lab.experiments.scenarios import get_scenario
+from sessions_lab.experiments.scenarios import FaultEvent, get_scenario
 
 FAKE_DOCKER = f"""#!{sys.executable}
 import json, os, sys
@@ -131,6 +131,43 @@ def test_kill_one_kills_app2_then_starts_it_and_waits_until_healthy(
         PS_APP2,  # healthy yet?
     ]
     assert messages == ["app2 killed (SIGKILL)", "app2 started"]
+
+
+def test_cache_node_down_kills_memcached2_then_starts_it_empty(
+    docker: FakeDocker, cluster: ComposeCluster
+) -> None:
+    assert get_scenario("cache-node-down").timeline(3) == (
+        FaultEvent(0.4, "kill", "memcached2", "KILL"),
+        FaultEvent(0.7, "start", "memcached2"),
+    )
+    docker.answer_ps([[container("memcached2", "exited")], [container("memcached2", "running")]])
+    messages = fire(cluster, "cache-node-down")
+    ps = ["ps", "--all", "--format", "json", "memcached2"]
+    # The same container again, which has no volume: it starts with nothing in it.
+    assert docker.calls() == [
+        ["kill", "-s", "SIGKILL", "memcached2"],
+        ps,
+        start_only("memcached2"),
+        ps,
+    ]
+    assert messages == ["memcached2 killed (SIGKILL)", "memcached2 started"]
+
+
+def test_a_cache_node_can_be_stopped_or_paused_but_not_drained(
+    docker: FakeDocker, cluster: ComposeCluster
+) -> None:
+    assert cluster.kill("memcached3", "TERM") == "memcached3 stopped (SIGTERM, docker compose stop)"
+    assert "paused" in cluster.kill("memcached1", "STOP")
+    docker.answer_ps([[container("memcached1", "paused")]])
+    assert cluster.start("memcached1") == "memcached1 resumed (docker compose unpause)"
+    with pytest.raises(LabError, match="only app instances can be drained"):
+        cluster.drain("memcached1")
+    assert docker.calls() == [
+        ["stop", "--timeout", "8", "memcached3"],
+        ["pause", "memcached1"],
+        ["ps", "--all", "--format", "json", "memcached1"],
+        ["unpause", "memcached1"],
+    ]
 
 
 def test_the_command_names_the_compose_file(docker: FakeDocker, cluster: ComposeCluster) -> None:
@@ -278,11 +315,20 @@ def test_status_reads_compose_ps(docker: FakeDocker, cluster: ComposeCluster) ->
                 container("app2", "exited"),
                 container("app3", "paused"),
                 container("redis", "running", health="starting"),
+                container("memcached1", "running"),
+                container("memcached2", "exited"),
             ]
         ]
     )
     state = cluster.status()
     by_name = {p["name"]: p for p in state["processes"]}
+    assert [p["name"] for p in state["processes"]] == cluster.targets()
+    assert cluster.targets()[-3:] == ["memcached1", "memcached2", "memcached3"]
+    assert {by_name[f"memcached{n}"]["role"] for n in (1, 2, 3)} == {"memcached"}
+    assert {by_name[f"memcached{n}"]["port"] for n in (1, 2, 3)} == {11211}
+    assert by_name["memcached1"]["healthy"] is True
+    assert by_name["memcached2"]["status"] == "exited"
+    assert by_name["memcached3"]["status"] == "not started"
     assert state["phase"] == "degraded"
     assert by_name["app2"]["status"] == "exited" and by_name["app2"]["exit"]["code"] == 137
     assert by_name["app3"]["status"] == "paused" and not by_name["app3"]["healthy"]
@@ -299,6 +345,7 @@ def test_logs_are_collected_where_the_runner_copies_them_from(
     assert {p.name for p in logs.iterdir()} >= {
         "prepare-database.log",
         "app2.log",
+        "memcached2.log",
         "nginx.log",
         "nginx-access.jsonl",
     }

@@ -1,5 +1,6 @@
 """The compose deployment and the native cluster run the same lab: same instances, same
-environment, same nginx configuration -- addresses and file locations aside."""
+environment, same nginx configuration, same memcached nodes -- addresses and file
+locations aside."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import yaml
 
 from sessions_lab.cluster import compose_files as compose_target
 from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
-from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.binaries import Binary, find_binary
 from sessions_lab.cluster.config import LabConfig, RunFolder
 from sessions_lab.cluster.errors import LabError
+from sessions_lab.cluster.memcached import memcached_argv
 from sessions_lab.cluster.nginx import render_nginx_conf
 from sessions_lab.modes import MODE_NAMES, get_mode
 from tests.compose.conftest import TEST_KEYS, ComposeRun
@@ -41,6 +43,7 @@ def native_config(mode: str, affinity: str, db: str = "sqlite") -> LabConfig:
         app_ports=[8101, 8102, 8103],
         redis_port=6380 if get_mode(mode).uses_redis else None,
         postgres_port=5433 if db == "postgres" else None,
+        memcached_ports=[11212, 11213, 11214] if get_mode(mode).uses_memcached else [],
     )
 
 
@@ -67,6 +70,8 @@ def without_address(key: str, value: str) -> str:
     """A variable's value with its host, port or file location taken out."""
     if key == "REDIS_URL":
         return re.sub(r"//[^/]+/", "//HOST/", value)
+    if key == "MEMCACHED_SERVERS":  # the order of the nodes: test_memcached_nodes_…
+        return re.sub(r"[^,]+:\d+", "HOST:PORT", value)
     if key == "DATABASE_URL":
         return re.sub(r"^(\w+)://.*$", r"\1://LOCATION", value)
     return value
@@ -94,12 +99,15 @@ def test_app_services_get_the_native_environment(
             "nginx",
         }
         assert container.pop("TRUSTED_PROXIES") == "172.30.80.10"
-        if "REDIS_URL" not in native:
-            # One compose file serves every mode; a mode without Redis never reads it.
-            assert get_mode(mode).settings({"REDIS_URL": "redis://x:1/0"}) == get_mode(
-                mode
-            ).settings({})
-            container.pop("REDIS_URL")
+        # One compose file serves every mode; a mode without Redis (or memcached)
+        # never reads its address.
+        for variable, elsewhere in (
+            ("REDIS_URL", "redis://x:1/0"),
+            ("MEMCACHED_SERVERS", "x:1,y:2"),
+        ):
+            if variable not in native:
+                assert get_mode(mode).settings({variable: elsewhere}) == get_mode(mode).settings({})
+                container.pop(variable)
         assert container.keys() == native.keys()
         assert {k: without_address(k, v) for k, v in container.items()} == {
             k: without_address(k, v) for k, v in native.items()
@@ -131,6 +139,40 @@ def test_gunicorn_in_a_container_has_the_native_shape(
     assert container["threads"] == int(flag["--threads"])
     assert container["graceful_timeout"] == int(flag["--graceful-timeout"])
     assert container["keepalive"] == int(flag["--keep-alive"])
+
+
+# ---------------------------------------------------------------------- memcached
+
+
+def test_memcached_nodes_are_the_native_ones(
+    compose: ComposeRun, deploy_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose_services(compose, deploy_copy, SESSION_MODE="memcached")
+    config = native_config("memcached", "none")
+    nodes = compose_target.memcached_services(deploy_copy)
+    # One node per instance, named as natively, so `kill memcached2` means the same node.
+    assert nodes == config.memcached_names
+    assert len(nodes) == len(compose_target.app_services(deploy_copy))
+    # The native flags, listening on the container's every interface as nginx
+    # and Valkey do; the image's user (never root) needs no -u.
+    monkeypatch.setattr("sessions_lab.cluster.memcached.os.geteuid", lambda: 10001)
+    on_path = Binary("memcached", Path("memcached"), "PATH", (1, 6))
+    for name in nodes:
+        assert services[name]["command"] == memcached_argv(
+            on_path,
+            "0.0.0.0",  # noqa: S104 - inside the container; only the lab network reaches it
+            compose_target.MEMCACHED_PORT,
+        )
+    # Every instance lists every node, in node order: natively by port
+    # (memcached1 on the first), here by name.
+    run = native_run(tmp_path)
+    for app in config.app_names:
+        native = native_environment(config, run, app)["MEMCACHED_SERVERS"].split(",")
+        container = services[app]["environment"]["MEMCACHED_SERVERS"].split(",")
+        assert native == [f"127.0.0.1:{port}" for port in config.memcached_ports]
+        assert container == [f"{name}:{compose_target.MEMCACHED_PORT}" for name in nodes]
+        location = get_mode("memcached").settings(services[app]["environment"])["CACHES"]
+        assert location["sessions"]["LOCATION"] == container
 
 
 # ---------------------------------------------------------------------- nginx
@@ -210,6 +252,11 @@ def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> No
     hosts = dict(entry.split(":") for entry in services["nginx"]["extra_hosts"])
     for name in compose_target.app_services():
         assert hosts[name] == services[name]["networks"]["lab"]["ipv4_address"]
+    # The instances reach each memcached node by its fixed address too.
+    nodes = compose_target.memcached_services()
+    for name in compose_target.app_services():
+        hosts = dict(entry.split(":") for entry in services[name]["extra_hosts"])
+        assert hosts == {n: services[n]["networks"]["lab"]["ipv4_address"] for n in nodes}
     nginx_address = services["nginx"]["networks"]["lab"]["ipv4_address"]
     assert services["app1"]["environment"]["TRUSTED_PROXIES"] == nginx_address
     assert "--host" in services["locust"]["command"]

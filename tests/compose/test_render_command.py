@@ -10,6 +10,7 @@ import pytest
 
 from sessions_lab import cli
 from sessions_lab.cluster import compose_files as compose
+from sessions_lab.modes import MODE_NAMES
 
 
 @pytest.fixture
@@ -25,7 +26,12 @@ def test_render_writes_every_configuration_and_a_private_env(
         shutil.rmtree(deploy / rendered)
     (deploy / ".env").unlink(missing_ok=True)
     assert cli.main(["render", "--target", "compose", "--mode", "sticky", "--affinity", "ip"]) == 0
-    assert len(list((deploy / "nginx").glob("*.conf"))) == 10
+    # Every mode's variant (sticky: one per affinity), so .env alone switches mode.
+    assert {p.name for p in (deploy / "nginx").glob("*.conf")} == {
+        f"{compose.variant_name(mode, affinity)}.conf"
+        for mode in MODE_NAMES
+        for affinity in compose.affinities_for(mode)
+    }
     assert sorted(p.name for p in (deploy / "redis").glob("*.conf")) == ["aof.conf", "none.conf"]
     env = compose.read_env(deploy)
     assert env["SESSION_MODE"] == "sticky" and env["LAB_AFFINITY"] == "ip"
@@ -47,6 +53,13 @@ def test_rendered_configs_are_readable_by_the_containers_whatever_the_umask(depl
             assert conf.stat().st_mode & 0o644 == 0o644, conf  # the image's user reads it
     assert compose.read_env(deploy)["LAB_PORT"] == "18080"
     assert (deploy / ".env").stat().st_mode & 0o077 == 0  # the keys stay private
+
+
+def test_render_switches_env_to_the_memcached_mode(deploy: Path) -> None:
+    assert cli.main(["render", "--target", "compose", "--mode", "memcached"]) == 0
+    env = compose.read_env(deploy)
+    assert env["SESSION_MODE"] == "memcached" and env["LAB_AFFINITY"] == "none"
+    assert (deploy / "nginx" / "memcached-none.conf").is_file()
 
 
 @pytest.mark.parametrize(

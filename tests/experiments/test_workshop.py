@@ -32,6 +32,7 @@ import pytest
 import requests
 
 from sessions_lab.cluster.network import free_port
+from sessions_lab.modes import MODE_NAMES
 from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab, Shopper
 from tests.cluster.test_bench import SHORT_BENCH
@@ -214,7 +215,7 @@ def lb_down_fails_alike(summary: dict[str, Any], out: Path) -> None:
 
 
 def demo_reports_every_mode(summary: dict[str, Any], out: Path) -> None:
-    assert list(modes(summary)) == ["sticky", "redis", "db", "cached_db", "cookie", "jwt"]
+    assert list(modes(summary)) == list(MODE_NAMES)
     report = (out / "report.html").read_text()
     assert all(f'<section id="{mode}">' in report for mode in modes(summary))
 

@@ -81,3 +81,46 @@ def test_conflicts_are_written_to_the_users_file_apart_from_failures(tmp_path: P
     assert line["conflicts"] == 2
     assert line["lost"] is False
     assert sum(line["losses"].values()) == line["unexpected"] == 0
+
+
+def test_a_loss_is_blamed_on_the_cache_node_the_session_was_last_said_to_be_on() -> None:
+    record = UserRecord(user="user4", kind="session")
+    record.served("app1", node="2")
+    record.served("app3", node="2")
+    record.failed(Failure.LOGGED_OUT, t=20.0, at=1020.0)
+    record.served("app2", node="1")  # logged in again: a new key, on another node
+    record.failed(Failure.CONNECTION, t=21.0, at=1021.0)  # no session loss: no node blamed
+    record.failed(Failure.CART_MISMATCH, t=22.0, at=1022.0)
+    record.served("", node="")  # an answer that named no node (a 502) changes nothing
+
+    line = record.to_json()
+    assert line["nodes"] == {"1": 1, "2": 2}
+    assert line["last_node"] == "1"
+    assert line["loss_nodes"] == ["2", "1"]
+    assert line["loss_instances"] == ["app3", "app2"]
+
+
+def test_a_user_no_answer_named_a_node_for_has_none() -> None:
+    record = UserRecord(user="user5", kind="session")
+    record.served("app1")
+    record.failed(Failure.LOGGED_OUT, t=1.0, at=1.0)
+    line = record.to_json()
+    assert (line["nodes"], line["last_node"], line["loss_nodes"]) == ({}, None, [""])
+
+
+def test_a_login_lost_unseen_is_blamed_on_its_own_node_not_the_last_one_named() -> None:
+    # Its login's session was on node 2. When node 2 died, a cart write quietly started an
+    # anonymous session on node 1 (the cart it set looked right); the loss showed later.
+    record = UserRecord(user="user6", kind="session")
+    record.pin("app2", node="2")
+    record.served("app2", node="2")
+    record.served("app1", node="1")
+    record.failed(Failure.LOGGED_OUT, t=21.2, at=1021.2)
+    record.pin("app3", node="3")  # logged in again: a new session, on node 3
+    record.served("app3", node="3")
+    record.failed(Failure.CART_MISMATCH, t=30.0, at=1030.0)
+
+    line = record.to_json()
+    assert line["loss_nodes"] == ["2", "3"]
+    assert line["last_node"] == "3"
+    assert line["first_instance"] == "app2"
