@@ -22,11 +22,11 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the locked dependencies (servers included)
 
-demo: $(STAMP)  ## kill an instance under load in all seven modes (~5 min); prints the table and the report
+demo: $(STAMP)  ## kill an instance under load in all eight modes (~5 min); prints the table and the report
 	$(BIN)/sessions-lab experiment --modes all --scenario kill-one --users 20 --duration 30
 
 MODE ?= sticky
-up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (MODE=sticky|redis|db|cached_db|cookie|jwt|memcached)
+up: $(STAMP)  ## start nginx + 3 instances on http://127.0.0.1:8080 to explore (MODE=sticky|redis|db|cached_db|cookie|jwt|memcached|replicated)
 	$(BIN)/sessions-lab up --mode $(MODE) --instances 3
 
 down: $(STAMP)  ## stop the lab started by `make up`

@@ -43,6 +43,10 @@ PRODUCT_PAGE = "/products/[id]/"
 # of `cookie` mode far below its 4 KB ceiling.
 MAX_CART_LINES = 4
 MAX_QUANTITY = 3
+# A cart read that shows the cart before the shopper's own acknowledged write
+# (a replica behind its primary) is read again this much later: right then, it
+# was a stale read; still old, the write was lost (a cart mismatch).
+STALE_REREAD_S = 0.5
 # A checkout that got no answer is sent this many times in all, with the same key.
 CHECKOUT_ATTEMPTS = 3
 
@@ -94,6 +98,8 @@ class Journey(TaskSet):
         self.products: list[int] = []
         self.needs = Repair.LOGIN if self.logs_in else Repair.NONE
         self.loss_counted = False  # the last failed step counted a session loss
+        # The cart before the last write the shop acknowledged: what a stale read shows.
+        self.cart_before_write: dict[int, int] | None = None
         # Kept only with --conditional-writes: without it no request carries If-Match.
         self.version = CartVersion() if self.user.conditional_writes else None
         self.user.record.kind = self.kind
@@ -286,6 +292,7 @@ class Journey(TaskSet):
         _, failure = self.send(
             "PUT", cart_item(product), name=CART_ITEM, json={"quantity": quantity}, shows=Shows.CART
         )
+        self.wrote(lines, failure)
         self.after(failure, write=True)
 
     @step
@@ -294,13 +301,33 @@ class Journey(TaskSet):
             self.add_to_cart()
             return
         product = self.user.rng.choice(list(self.check.cart))
-        self.check.cart = {p: q for p, q in self.check.cart.items() if p != product}
+        before = self.check.cart
+        self.check.cart = {p: q for p, q in before.items() if p != product}
         _, failure = self.send("DELETE", cart_item(product), name=CART_ITEM, shows=Shows.CART)
+        self.wrote(before, failure)
         self.after(failure, write=True)
+
+    def wrote(self, before: dict[int, int], failure: Failure | None) -> None:
+        """Remember the cart a write replaced, if the shop acknowledged it."""
+        self.cart_before_write = dict(before) if failure is None else None
 
     @step
     def view_cart(self) -> None:
-        _, failure = self.send("GET", "/api/cart/", shows=Shows.CART)
+        before = self.cart_before_write
+
+        def stale(answer: Answer) -> bool:
+            shown = cart_in(answer.json())
+            return (
+                answer.status == 200 and before is not None and shown == before != self.check.cart
+            )
+
+        answer, failure = self.send("GET", "/api/cart/", shows=Shows.CART, excuse=stale)
+        if failure is None and stale(answer):
+            # The cart before our own acknowledged write: read again a moment later.
+            gevent.sleep(STALE_REREAD_S)
+            answer, failure = self.send("GET", "/api/cart/", shows=Shows.CART)
+            if failure is None:
+                self.user.record.stale_reads += 1
         self.after(failure, write=False)
 
     def view_page(self, path: str, name: str | None = None) -> None:

@@ -65,6 +65,10 @@ class UserRecord:
     # 412s to its If-Match (--conditional-writes): the cart had changed since it last
     # looked, so its write was refused instead of landing on a newer cart. No failure.
     conflicts: int = 0
+    # Cart reads that showed the cart before the user's own acknowledged write,
+    # and the right one when read again 0.5 s later (a replica behind its primary).
+    # Still old then, the write was lost: a cart_mismatch, not a stale read.
+    stale_reads: int = 0
     last_request_at: float | None = None  # Unix time: did it ask anything after a fault?
     # Each checkout the shop acknowledged (201): {"order", "total", "key"}; and the
     # Idempotency-Keys of checkouts no 201 acknowledged (no answer after every
@@ -130,6 +134,7 @@ class UserRecord:
             "loss_nodes": list(self.loss_nodes),
             "unexpected": self.unexpected,
             "conflicts": self.conflicts,
+            "stale_reads": self.stale_reads,
             "last_request_at": self.last_request_at,
             "orders": list(self.orders),
             "checkouts_unacknowledged": list(self.checkouts_unacknowledged),

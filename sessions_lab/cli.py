@@ -19,13 +19,16 @@ from typing import Any
 
 from sessions_lab.cluster.binaries import NGINX_STICKY_SINCE, BinaryNotFoundError, find_binary
 from sessions_lab.cluster.cluster import Cluster, LabError, LabFailure
-from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE
+from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE, REPLICATION
 from sessions_lab.cluster.control import SIGNALS, tail
 from sessions_lab.cluster.driver import DRIVERS
+from sessions_lab.cluster.network import redis_role
 from sessions_lab.experiments.scenarios import SCENARIOS
 from sessions_lab.modes import MODE_NAMES
 
-TARGET_HELP = "app1..appN, nginx, redis or postgres"
+TARGET_HELP = (
+    "app1..appN, nginx, redis, postgres, memcached1..N, redis-primary, app1-replica.., sentinel1..3"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--db", choices=DATABASES, default="sqlite")
     up.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
     up.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
+    up.add_argument(
+        "--replication",
+        choices=REPLICATION,
+        default="async",
+        help="replicated mode: sync makes each save wait for a replica (default: async)",
+    )
     up.add_argument("--demo-users", type=int, default=10, help="user1..userN (default: 10)")
 
     status = add("status", help="every process: pid, port, health, exit cause")
@@ -96,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--affinity", choices=AFFINITIES, default="cookie", help="for sticky")
     experiment.add_argument("--db", choices=DATABASES, default="sqlite")
     experiment.add_argument("--redis-persistence", choices=REDIS_PERSISTENCE, default="none")
+    experiment.add_argument(
+        "--replication",
+        choices=REPLICATION,
+        default="async",
+        help="replicated mode: sync makes each save wait for a replica (default: async)",
+    )
     experiment.add_argument("--seed", type=int, default=1234)
     experiment.add_argument(
         "--conditional-writes",
@@ -202,6 +217,7 @@ def experiment(args: argparse.Namespace) -> int:
         affinity=args.affinity,
         db=args.db,
         redis_persistence=args.redis_persistence,
+        replication=args.replication,
         seed=args.seed,
         conditional_writes=args.conditional_writes,
         port=args.port,
@@ -247,6 +263,11 @@ def print_up(state: dict[str, Any]) -> None:
             f"Cache nodes: {', '.join(nodes)} (X-Session-Node says whose session is where); "
             f"sessions-lab kill {nodes[min(1, len(nodes) - 1)]} loses the sessions hashed to it"
         )
+    if any(p["role"] == "sentinel" for p in state["processes"]):
+        print(
+            "Replication: each instance reads its own appN-replica and writes to the primary "
+            "the Sentinels name; sessions-lab kill redis-primary makes them promote a replica"
+        )
 
 
 def print_status(state: dict[str, Any]) -> None:
@@ -255,14 +276,18 @@ def print_status(state: dict[str, Any]) -> None:
         f"{state['url']}  mode {state['mode']}  affinity {state['affinity']}  db {state['db']}  "
         f"phase {state['phase']}  supervisor {supervisor}"
     )
-    print(f"{'NAME':<10}{'PID':>8}{'PORT':>7}  {'STATUS':<13}{'HEALTHY':<9}LAST EXIT")
+    print(f"{'NAME':<14}{'PID':>8}{'PORT':>7}  {'STATUS':<13}{'HEALTHY':<9}LAST EXIT")
     for process in state["processes"]:
         status = process["status"] + ("*" if process.get("drained") else "")
         exit_cause = (process.get("exit") or {}).get("cause", "")
         print(
-            f"{process['name']:<10}{process['pid'] or '-':>8}{process['port']:>7}  "
+            f"{process['name']:<14}{process['pid'] or '-':>8}{process['port']:>7}  "
             f"{status:<13}{'yes' if process['healthy'] else 'no':<9}{exit_cause}"
         )
+    servers = [p for p in state["processes"] if p["role"] in ("primary", "replica")]
+    primaries = [p["name"] for p in servers if p["pid"] and redis_role(p["port"]) == "master"]
+    if servers:
+        print(f"primary now: {', '.join(primaries) or 'none (the Sentinels are electing one)'}")
     if any(process.get("drained") for process in state["processes"]):
         print("* drained: out of nginx until `sessions-lab start NAME`")
 
@@ -303,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             redis_persistence=args.redis_persistence,
             demo_users=args.demo_users,
+            replication=args.replication,
         )
         print_up(state)
     elif args.command == "status":

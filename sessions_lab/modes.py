@@ -18,6 +18,41 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sessions_lab.mode_settings import (
+    JWT_AUTHENTICATION,
+    MIDDLEWARE_HEAD,
+    MIDDLEWARE_JWT,
+    MIDDLEWARE_SESSION,
+    MIDDLEWARE_TAIL,
+    REPLICATION_CHOICES,
+    REST_FRAMEWORK_BASE,
+    SENTINEL_SERVICE,
+    SESSION_AUTHENTICATION,
+    SESSION_CACHE_KEY_PREFIX,
+    WAIT_MS,
+    locmem_cache,
+    memcached_nodes,
+    redis_in_front_of_db,
+    redis_session_store,
+    replication,
+)
+
+__all__ = [  # the registry, and what its records name (sessions_lab/mode_settings.py)
+    "MODES",
+    "MODE_NAMES",
+    "REPLICATION_CHOICES",
+    "SENTINEL_SERVICE",
+    "SESSION_CACHE_KEY_PREFIX",
+    "WAIT_MS",
+    "Credential",
+    "LoadBalancing",
+    "Mode",
+    "OutageLogout",
+    "StoreServer",
+    "UnknownModeError",
+    "get_mode",
+]
+
 
 class LoadBalancing(StrEnum):
     """How nginx must spread requests for a mode to keep its promises."""
@@ -38,6 +73,9 @@ class StoreServer(StrEnum):
     # session key to one of them (client-side sharding): a node's death loses
     # exactly the sessions hashed to it.
     MEMCACHED = "memcached"
+    # One Valkey primary, one replica per app instance (its reads) and three
+    # Sentinels that promote a replica when the primary dies (its writes).
+    REPLICATED = "replicated"
 
 
 class OutageLogout(StrEnum):
@@ -63,112 +101,6 @@ class Credential(StrEnum):
     SESSION_ID = "session id"  # a random key to a session the server keeps
     SIGNED_SESSION = "signed session"  # the whole session, signed, in the cookie itself
     JWT = "json web token"  # names the user, signed; checked by signature alone
-
-
-# The middleware stack differs only in how a request is tied to a user:
-# session-backed modes load ``request.session``; ``jwt`` has no server session
-# and reads the token from a cookie (pages) or the Authorization header (API).
-MIDDLEWARE_HEAD = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "shop.middleware.InstanceHeadersMiddleware",
-    "django.middleware.common.CommonMiddleware",
-]
-MIDDLEWARE_SESSION = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-MIDDLEWARE_JWT = [
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "shop.jwt_cookies.JWTCookieMiddleware",
-]
-MIDDLEWARE_TAIL = [
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
-
-REST_FRAMEWORK_BASE: dict[str, Any] = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_SCHEMA_CLASS": "shop.api.schema.ShopSchema",  # per mode: see there
-    "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-}
-SESSION_AUTHENTICATION = ["shop.api.authentication.SessionAuthentication"]
-JWT_AUTHENTICATION = [
-    "shop.api.authentication.BearerAuthentication",
-    "shop.api.authentication.JWTCookieAuthentication",
-]
-
-# The cache key prefix is shared by every instance of a deployment, so a
-# session written by app1 is found by app2 (``redis``, ``cached_db``).
-SESSION_CACHE_KEY_PREFIX = "sessions-lab"
-
-
-def _redis_cache(env: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": env.get("REDIS_URL", "redis://127.0.0.1:6380/0"),
-        "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # A dead Redis must show up quickly, not hang each request.
-            "SOCKET_CONNECT_TIMEOUT": 1,
-            "SOCKET_TIMEOUT": 1,
-            # Errors reach the engine, which decides per operation: see
-            # _redis_session_store and _redis_in_front_of_db.
-            "IGNORE_EXCEPTIONS": False,
-        },
-    }
-
-
-def _redis_session_store(env: Mapping[str, str]) -> dict[str, Any]:
-    # Redis holds the only copy: while it is down, requests fail loudly (5xx)
-    # rather than pretend every visitor is a stranger.
-    return _redis_cache(env)
-
-
-def _redis_in_front_of_db(env: Mapping[str, str]) -> dict[str, Any]:
-    # The database holds the truth and Redis a copy. Errors are not ignored
-    # here (Django's engine relies on IGNORE_EXCEPTIONS to carry on): the
-    # engine reads the row when Redis cannot answer, and refuses a change it
-    # cannot first clear from Redis, as a silently failed DELETE is a logout
-    # whose copy is served again when Redis returns (shop/sessions/cached_db.py).
-    return _redis_cache(env)
-
-
-def _memcached_nodes(env: Mapping[str, str]) -> dict[str, Any]:
-    # Every instance lists every node in the same order, so pymemcache's
-    # HashClient (rendezvous hashing) puts a session key on the same node
-    # whichever instance asks. A node that fails is retried once after 1 s,
-    # then skipped (its keys hash to the others) and tried again after 5 s:
-    # a restarted node rejoins, empty, within seconds.
-    servers = env.get("MEMCACHED_SERVERS", "127.0.0.1:11211")
-    return {
-        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-        "LOCATION": [server.strip() for server in servers.split(",") if server.strip()],
-        "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
-        "OPTIONS": {
-            "connect_timeout": 0.5,
-            "timeout": 0.5,
-            "retry_attempts": 1,
-            "retry_timeout": 1,
-            "dead_timeout": 5,
-            "use_pooling": True,
-        },
-    }
-
-
-def _locmem_cache(env: Mapping[str, str]) -> dict[str, Any]:
-    # Per process: one gunicorn worker per instance in this mode (threads for
-    # concurrency), or each worker would have sessions of its own.
-    return {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "sessions",
-        "OPTIONS": {"MAX_ENTRIES": 100_000},
-    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +155,8 @@ class Mode:
     copy again when Redis returns.
     """
     session_cache: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
+    # Further settings of the engine, from the environment (replicated: its servers).
+    engine_settings: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
 
     def settings(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The Django settings fragment this mode needs."""
@@ -249,6 +183,8 @@ class Mode:
             caches["sessions"] = self.session_cache(env)
             fragment["SESSION_CACHE_ALIAS"] = "sessions"
         fragment["CACHES"] = caches
+        if self.engine_settings is not None:
+            fragment.update(self.engine_settings(env))
         return fragment
 
     @property
@@ -268,6 +204,8 @@ class Mode:
                 else "logout clears the cookie, a copy stays valid"
             )
             return f"no store server: {ending}"
+        if self.store_server is StoreServer.REPLICATED:
+            return "refused (503) until the Sentinels name a primary: still logged in"
         server, status = (
             ("Redis", 503) if self.store_server is StoreServer.REDIS else ("the database", 500)
         )
@@ -277,6 +215,11 @@ class Mode:
     def uses_redis(self) -> bool:
         """The lab must run Redis for this mode."""
         return self.store_server is StoreServer.REDIS
+
+    @property
+    def uses_replication(self) -> bool:
+        """The lab must run a Valkey primary, a replica per instance and three Sentinels."""
+        return self.store_server is StoreServer.REPLICATED
 
     @property
     def uses_memcached(self) -> bool:
@@ -293,7 +236,7 @@ MODES: dict[str, Mode] = {
             store="local memory of one instance",
             load_balancing=LoadBalancing.AFFINITY,
             session_engine="django.contrib.sessions.backends.cache",
-            session_cache=_locmem_cache,
+            session_cache=locmem_cache,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.NONE,
             backed_by_database=False,
@@ -309,7 +252,7 @@ MODES: dict[str, Mode] = {
             # Django's cache engine, except that an unreachable Redis is an
             # error rather than an empty session: see shop/sessions/cache.py.
             session_engine="shop.sessions.cache",
-            session_cache=_redis_session_store,
+            session_cache=redis_session_store,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.REDIS,
             # Redis holds the only copy: it keeps sessions across a restart
@@ -344,7 +287,7 @@ MODES: dict[str, Mode] = {
             # Django's cached_db engine, except that a change it cannot first
             # clear from Redis is refused: see shop/sessions/cached_db.py.
             session_engine="shop.sessions.cached_db",
-            session_cache=_redis_in_front_of_db,
+            session_cache=redis_in_front_of_db,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.REDIS,
             backed_by_database=True,
@@ -394,7 +337,7 @@ MODES: dict[str, Mode] = {
             store="the memcached node its key hashes to (one node per instance)",
             load_balancing=LoadBalancing.ROUND_ROBIN,
             session_engine="django.contrib.sessions.backends.cache",
-            session_cache=_memcached_nodes,
+            session_cache=memcached_nodes,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.MEMCACHED,
             # No replication, no persistence: a node that restarts comes back empty.
@@ -402,6 +345,28 @@ MODES: dict[str, Mode] = {
             keeps_sessions_on_instance_death=True,
             logout_revokes_credential=True,
             logout_while_store_down=OutageLogout.COPY_SURVIVES,
+        ),
+        Mode(
+            name="replicated",
+            summary="Every instance reads its own replica; when the primary dies, writes "
+            "fail until Sentinel promotes one (async may lose the last).",
+            store="a Valkey primary, copied to each instance's own replica",
+            load_balancing=LoadBalancing.ROUND_ROBIN,
+            # Reads the instance's replica, writes the primary Sentinel names:
+            # see shop/sessions/replicated.py.
+            session_engine="shop.sessions.replicated",
+            engine_settings=replication,
+            credential=Credential.SESSION_ID,
+            store_server=StoreServer.REPLICATED,
+            # No persistence: the replicas are the copies. A restarted primary
+            # rejoins as a replica of the one Sentinel promoted.
+            backed_by_database=False,
+            keeps_sessions_on_instance_death=True,
+            # Once the replicas have the delete: a loopback hop here. A replica cut off
+            # from its primary serves its last copy until the link is back.
+            logout_revokes_credential=True,
+            # The delete needs the primary: while none is known, refused (503).
+            logout_while_store_down=OutageLogout.REFUSED,
         ),
     )
 }

@@ -62,6 +62,23 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
         info["text"] = "no session yet (nothing stored)"
     elif mode.store_server is StoreServer.DATABASE:
         info["text"] = f"row in django_session, key {_short(key)}, {len(encoded)} bytes"
+    elif mode.store_server is StoreServer.REPLICATED:
+        replication = settings.SESSION_REPLICATION
+        info["replication"] = "sync" if replication["SYNC"] else "async"
+        waits = (
+            f"each save waits for a replica (WAIT 1 {replication['WAIT_MS']} ms)"
+            if replication["SYNC"]
+            else "saves do not wait for a replica (async)"
+        )
+        reads = (
+            f"read from {settings.INSTANCE_NAME}'s replica"
+            if replication["REPLICA_URL"]
+            else "read from the primary"
+        )
+        info["text"] = (
+            f"Valkey key, key {_short(key)}, {len(encoded)} bytes: {reads}, written to the "
+            f"primary; {waits}"
+        )
     else:
         # A cache key: in Redis, on the memcached node it hashes to, or, with no
         # store server, in this instance's memory.

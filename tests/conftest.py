@@ -1,9 +1,9 @@
-"""Fixtures: a real Redis and real memcached nodes for the whole run, and a shop switched
-into one mode per test."""
+"""Fixtures: a real Redis, real memcached nodes and a real replicated Valkey for the whole
+run, and a shop switched into one mode per test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 from django.core.cache import caches
@@ -12,6 +12,7 @@ from sessions_lab.modes import MODE_NAMES, get_mode
 from tests.memcached_server import memcached_servers
 from tests.redis_server import redis_server
 from tests.shoppers import PASSWORD, Shopper
+from tests.valkey_replication import Replication, valkey_replication
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +44,24 @@ def memcached_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield servers
 
 
-def apply_mode(settings, name: str, redis_url: str, memcached: str = "") -> None:
+@pytest.fixture(scope="session")
+def replication(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replication]:
+    """A Valkey primary, two replicas and three Sentinels for the whole run."""
+    with valkey_replication(tmp_path_factory.mktemp("replication")) as topology:
+        yield topology
+
+
+def apply_mode(
+    settings,
+    name: str,
+    redis_url: str,
+    memcached: str = "",
+    replication: Mapping[str, str] | None = None,
+) -> None:
     """Switch the running shop into mode ``name``, as SESSION_MODE=name would at start-up
-    (``memcached``: its ``MEMCACHED_SERVERS``, where the mode uses them)."""
-    env = {"REDIS_URL": redis_url, "MEMCACHED_SERVERS": memcached}
+    (``memcached``: its ``MEMCACHED_SERVERS``, where the mode uses them; ``replication``:
+    the Sentinels and replica of ``Replication.env``)."""
+    env = {"REDIS_URL": redis_url, "MEMCACHED_SERVERS": memcached, **(replication or {})}
     for key, value in get_mode(name).settings(env).items():
         setattr(settings, key, value)
 
@@ -54,18 +69,25 @@ def apply_mode(settings, name: str, redis_url: str, memcached: str = "") -> None
 @pytest.fixture
 def use_mode(settings, redis_url: str, request: pytest.FixtureRequest):
     """Call with a mode name to switch the shop into it; cleans every session store after.
-    The memcached nodes start with the first test of a mode that uses them."""
+    The memcached nodes and the replicated Valkey start with the first test of a mode that
+    uses them."""
+    replicated: list[Replication] = []
 
     def switch(name: str) -> str:
-        memcached = (
-            request.getfixturevalue("memcached_nodes") if get_mode(name).uses_memcached else ""
-        )
-        apply_mode(settings, name, redis_url, memcached)
+        mode = get_mode(name)
+        memcached = request.getfixturevalue("memcached_nodes") if mode.uses_memcached else ""
+        env = None
+        if mode.uses_replication:
+            replicated.append(request.getfixturevalue("replication"))
+            env = replicated[-1].env()
+        apply_mode(settings, name, redis_url, memcached, env)
         return name
 
     yield switch
     if "sessions" in settings.CACHES:
         caches["sessions"].clear()
+    if replicated:
+        replicated[0].flush()  # the sessions live on the primary, not in a cache
     caches.close_all()
 
 

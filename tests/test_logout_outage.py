@@ -37,7 +37,7 @@ from tests.conftest import apply_mode
 from tests.memcached_server import RUNNING as MEMCACHED_RUNNING
 from tests.memcached_server import memcached_servers
 from tests.memcached_server import paused as memcached_paused
-from tests.redis_server import paused
+from tests.redis_server import free_port, paused
 from tests.shoppers import Shopper
 from tests.test_session_engines import through
 
@@ -270,6 +270,21 @@ def test_cached_db_will_not_run_on_a_cache_that_ignores_its_errors(settings) -> 
 # -------------------------------------------------------------- what a client sees
 
 
+def refused_logout(shopper, where: str) -> None:
+    """Log out through the API or the page, and check it was refused (503) and said so,
+    the browser's cookie untouched."""
+    if where == "api":
+        refused = shopper.logout()
+        detail = refused.json()["detail"]
+    else:
+        refused = shopper.client.post("/accounts/logout/", {"csrfmiddlewaretoken": shopper.csrf})
+        detail = refused.content.decode()
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "5"
+    assert detail.startswith("Could not log you out")
+    assert "sessionid" not in refused.cookies  # the browser keeps its cookie: nothing changed
+
+
 def logged_in_shopper(mode: str) -> tuple[Shopper, int]:
     shopper = Shopper(mode)
     shopper.client.raise_request_exception = False  # as a server answers
@@ -288,16 +303,7 @@ def test_logout_while_redis_is_down_is_a_503_that_says_the_logout_did_not_happen
     shopper, product = logged_in_shopper(mode)
     old_cookie = shopper.session_cookie()
     apply_mode(settings, mode, DOWN)
-    if where == "api":
-        refused = shopper.logout()
-        detail = refused.json()["detail"]
-    else:
-        refused = shopper.client.post("/accounts/logout/", {"csrfmiddlewaretoken": shopper.csrf})
-        detail = refused.content.decode()
-    assert refused.status_code == 503
-    assert refused["Retry-After"] == "5"
-    assert detail.startswith("Could not log you out")
-    assert "sessionid" not in refused.cookies  # the browser keeps its cookie: nothing changed
+    refused_logout(shopper, where)
 
     apply_mode(settings, mode, redis_url)  # Redis is back, with its data
     assert shopper.whoami()["username"] == "alice"  # still logged in, as the 503 said
@@ -373,6 +379,31 @@ def test_memcached_logout_while_its_node_cannot_answer_is_logged_out_at_once(
             assert thief.cart_lines() == {product: 2}
         else:
             assert thief.whoami()["authenticated"] is False
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("where", ["api", "page"])
+def test_replicated_logout_while_no_primary_is_known_is_a_503_and_the_session_stays(
+    settings, use_mode, demo_user, where: str
+) -> None:
+    """Reads go on from the instance's replica, but the delete needs the primary: while no
+    Sentinel names one, the logout is refused and says so, cookie and session kept."""
+    assert get_mode("replicated").logout_while_store_down is OutageLogout.REFUSED
+    use_mode("replicated")
+    shopper, product = logged_in_shopper("replicated")
+    old_cookie = shopper.session_cookie()
+    sentinels = settings.SESSION_REPLICATION["SENTINELS"]
+    no_sentinel = [("127.0.0.1", free_port()) for _ in sentinels]  # nothing listens there
+    settings.SESSION_REPLICATION = {**settings.SESSION_REPLICATION, "SENTINELS": no_sentinel}
+    refused_logout(shopper, where)
+    assert shopper.whoami()["username"] == "alice"  # read from the replica: still logged in
+
+    settings.SESSION_REPLICATION = {**settings.SESSION_REPLICATION, "SENTINELS": sentinels}
+    assert shopper.cart_lines() == {product: 2}
+    assert shopper.logout().status_code == 200  # the retry logs out...
+    thief = Shopper("replicated")
+    thief.client.cookies["sessionid"] = old_cookie
+    assert thief.whoami()["authenticated"] is False  # ...and the old cookie is worthless
 
 
 # ------------------------------------------------------------ where the promise shows

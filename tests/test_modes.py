@@ -56,8 +56,17 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_there_are_exactly_the_seven_modes_of_the_design() -> None:
-    assert MODE_NAMES == ("sticky", "redis", "db", "cached_db", "cookie", "jwt", "memcached")
+def test_there_are_exactly_the_eight_modes_of_the_design() -> None:
+    assert MODE_NAMES == (
+        "sticky",
+        "redis",
+        "db",
+        "cached_db",
+        "cookie",
+        "jwt",
+        "memcached",
+        "replicated",
+    )
 
 
 def test_only_sticky_needs_affinity() -> None:
@@ -66,7 +75,9 @@ def test_only_sticky_needs_affinity() -> None:
 
 
 def test_an_unknown_mode_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="sticky, redis, db, cached_db, cookie, jwt, memcached"):
+    with pytest.raises(
+        ValueError, match="sticky, redis, db, cached_db, cookie, jwt, memcached, replicated"
+    ):
         get_mode("bogus")
 
 
@@ -76,7 +87,7 @@ def test_shop_refuses_to_start_with_a_bogus_mode() -> None:
     assert "ImproperlyConfigured" in done.stderr
     assert (
         "Unknown SESSION_MODE 'bogus'. Valid modes: sticky, redis, db, cached_db, cookie, jwt, "
-        "memcached." in done.stderr
+        "memcached, replicated." in done.stderr
     )
 
 
@@ -144,6 +155,7 @@ def test_where_each_mode_keeps_its_state_on_a_server_of_its_own() -> None:
         "cookie": StoreServer.NONE,
         "jwt": StoreServer.DATABASE,  # the cart rows
         "memcached": StoreServer.MEMCACHED,
+        "replicated": StoreServer.REPLICATED,
     }
 
 
@@ -156,6 +168,17 @@ def test_only_memcached_shards_its_sessions_over_nodes_the_lab_starts() -> None:
     assert get_mode("memcached").settings({"MEMCACHED_SERVERS": "h:1, h:2,h:3"})["CACHES"][
         "sessions"
     ]["LOCATION"] == ["h:1", "h:2", "h:3"]
+
+
+def test_only_replicated_runs_a_primary_replicas_and_sentinels_read_from_its_env() -> None:
+    assert modes_where(lambda m: m.uses_replication) == ["replicated"]
+    env = {"REDIS_SENTINELS": "h:1, h:2,h:3", "SESSION_REPLICATION": "sync"}
+    replication = get_mode("replicated").settings(env)["SESSION_REPLICATION"]
+    assert replication["SENTINELS"] == [("h", 1), ("h", 2), ("h", 3)]
+    assert replication["SYNC"] is True
+    assert get_mode("replicated").settings({})["SESSION_REPLICATION"]["SYNC"] is False
+    with pytest.raises(ValueError, match="choose one of async, sync"):
+        get_mode("replicated").settings({"SESSION_REPLICATION": "eventually"})
 
 
 def test_only_cached_db_keeps_every_session_when_redis_comes_back_empty() -> None:
@@ -176,6 +199,8 @@ def test_a_logout_the_store_cannot_complete_is_refused_unless_the_store_is_shard
         "jwt": OutageLogout.REFUSED,
         # Sharded: an unreachable node's sessions are not found, a paused node's return.
         "memcached": OutageLogout.COPY_SURVIVES,
+        # The delete needs the primary the Sentinels name: none, refused.
+        "replicated": OutageLogout.REFUSED,
     }
     assert modes_where(lambda m: m.logout_while_store_down is OutageLogout.NO_STORE_SERVER) == (
         modes_where(lambda m: m.store_server is StoreServer.NONE)
@@ -198,6 +223,7 @@ def test_what_the_client_carries_in_each_mode() -> None:
         "cookie": Credential.SIGNED_SESSION,
         "jwt": Credential.JWT,
         "memcached": Credential.SESSION_ID,
+        "replicated": Credential.SESSION_ID,
     }
     assert modes_where(lambda m: m.is_jwt) == modes_where(lambda m: m.credential is Credential.JWT)
 

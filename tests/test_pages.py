@@ -68,6 +68,7 @@ def test_inspector_says_where_the_session_lives(mode: str, demo_user) -> None:
         "cookie": "cookie, ",
         "jwt": "JWT in the cookie",
         "memcached": "memcached node ",
+        "replicated": "Valkey key",
     }[mode]
     assert expected in where
     session_key = client.cookies.get("sessionid")

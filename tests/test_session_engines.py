@@ -11,6 +11,7 @@ methods and once through their async twins, which must behave alike.
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -23,12 +24,16 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore as Djan
 from django.core import signing
 from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
+from redis.sentinel import MasterNotFoundError
 
+from sessions_lab.waiting import wait_until
 from shop import db, verified
-from shop.sessions import cookie
+from shop.sessions import cookie, replicated
 from shop.sessions.db import SessionStore
-from shop.sessions.errors import UNREACHABLE
+from shop.sessions.errors import UNREACHABLE, ReplicaNotAcknowledged
 from tests.conftest import apply_mode
+from tests.redis_server import free_port
+from tests.valkey_replication import Replication, valkey_replication
 
 pytestmark = pytest.mark.django_db
 
@@ -175,6 +180,8 @@ ENGINES = [
     # Django's cache engine on memcached nodes (real ones: tests/memcached_server.py),
     # each key on the node pymemcache's HashClient hashes it to.
     ("django.contrib.sessions.backends.cache", "memcached"),
+    # Reads its replica, writes the primary the Sentinels name (tests/valkey_replication.py).
+    ("shop.sessions.replicated", "replicated"),
 ]
 # The async twin of each session method the contract calls, where its name is not a + name.
 ASYNC_NAMES = {"__setitem__": "aset", "__contains__": "ahas_key"}
@@ -401,3 +408,127 @@ def test_redis_mode_reads_an_unreachable_redis_as_an_error_in_both_forms(
             call(stranded, "load")
     else:  # Django's: every visitor a stranger, and their next write a fresh session
         assert call(stranded, "load") == {}
+
+
+# ------------------------------------- replicated: the replica reads, the primary Sentinel names
+
+ReplicatedStore = type[replicated.SessionStore]
+
+
+@pytest.fixture
+def replicated_store(
+    settings, use_mode, replication: Replication
+) -> Callable[..., ReplicatedStore]:
+    """``replicated_store(SYNC=True, …)``: switch the shop to the run's topology, with
+    ``SESSION_REPLICATION`` changed as given, and return the engine: the stores it makes
+    from then on use those settings (and their own clients, made once for each value)."""
+
+    def engine(**changes: Any) -> ReplicatedStore:
+        use_mode("replicated")
+        settings.SESSION_REPLICATION = {**settings.SESSION_REPLICATION, **changes}
+        return replicated.SessionStore
+
+    return engine
+
+
+def saved_replicated(store: ReplicatedStore, replication: Replication) -> replicated.SessionStore:
+    """A session saved, and copied to every replica (asked to, and waited for)."""
+    session = store()
+    session.update({"cart": CART, "_auth_user_id": "4"})
+    session.save()
+    with replication.primary.client() as primary:
+        assert primary.wait(len(replication.replicas), 5000) == len(replication.replicas)
+    return session
+
+
+def test_a_save_lands_on_the_primary_and_is_read_from_the_replica(
+    replicated_store, replication: Replication
+) -> None:
+    store = replicated_store()
+    session = saved_replicated(store, replication)
+    key = session.cache_key
+    with replication.primary.client() as primary:
+        age = session.get_expiry_age()
+        assert age - 5 <= primary.ttl(key) <= age  # the session's age, as its TTL
+    hits = replication.replicas[0].info("stats")["keyspace_hits"]
+    with replication.paused(replication.primary):  # the primary answers nothing now
+        assert store(session.session_key).load() == {"cart": CART, "_auth_user_id": "4"}
+    assert replication.replicas[0].info("stats")["keyspace_hits"] == hits + 1
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("fault", ["down", "paused"])
+def test_a_replica_that_cannot_be_reached_makes_reads_fall_back_to_the_primary(
+    replicated_store, replication: Replication, call: Call, fault: str
+) -> None:
+    replica = replication.replicas[0]
+    if fault == "down":  # nothing listens there: refused at once
+        store = replicated_store(REPLICA_URL=f"redis://127.0.0.1:{free_port()}/0")
+        outage = nullcontext()
+    else:  # accepts, answers nothing: given up after SOCKET_TIMEOUT
+        store = replicated_store(SOCKET_TIMEOUT=0.2)
+        outage = replication.paused(replica)
+    session = saved_replicated(store, replication)
+    with outage:
+        assert call(store(session.session_key), "load") == {"cart": CART, "_auth_user_id": "4"}
+
+
+@pytest.mark.timeout(20)
+def test_a_sync_save_no_replica_acknowledges_in_time_is_refused_and_an_async_one_is_not(
+    replicated_store, replication: Replication, call: Call
+) -> None:
+    with replication.paused(*replication.replicas):
+        sync = replicated_store(SYNC=True, WAIT_MS=200)
+        with pytest.raises(ReplicaNotAcknowledged, match="no replica confirmed it within 200 ms"):
+            call(sync(), "save")
+        session = replicated_store()()  # async: the primary's word is enough
+        call(session, "__setitem__", "cart", CART)
+        call(session, "save")
+    confirmed = replicated_store(SYNC=True, WAIT_MS=200)(session.session_key)
+    call(confirmed, "__setitem__", "paid", True)
+    call(confirmed, "save")  # the replicas are back: acknowledged
+    assert ReplicaNotAcknowledged in UNREACHABLE  # the shop answers 503 and Retry-After
+
+
+# redis-py's default retries would take over 10 s to give up on three closed ports.
+@pytest.mark.timeout(10)
+def test_sentinels_that_cannot_be_reached_fail_a_save_at_once_and_reads_go_on(
+    replicated_store, replication: Replication, call: Call
+) -> None:
+    session = saved_replicated(replicated_store(), replication)
+    store = replicated_store(SENTINELS=[("127.0.0.1", free_port()) for _ in range(3)])
+    stranded = store(session.session_key)
+    assert call(stranded, "load") == {"cart": CART, "_auth_user_id": "4"}  # from the replica
+    call(stranded, "__setitem__", "cart", {})
+    with pytest.raises(MasterNotFoundError):  # a ConnectionError: one of UNREACHABLE
+        call(stranded, "save")
+    assert isinstance(MasterNotFoundError(), UNREACHABLE)
+
+
+@pytest.mark.timeout(90)
+def test_after_the_primary_dies_sentinel_promotes_a_replica_and_saves_succeed_again(
+    settings, tmp_path
+) -> None:
+    with valkey_replication(tmp_path) as own:  # a topology of its own: this one is broken
+        apply_mode(settings, "replicated", "", replication=own.env())
+        store = replicated.SessionStore
+        before = saved_replicated(store, own)
+        own.primary.process.kill()
+        own.primary.process.wait()
+
+        def saved_again() -> bool:
+            session = store(before.session_key)
+            session["after"] = "failover"
+            try:
+                session.save()
+            except UNREACHABLE:
+                return False  # no primary yet: the 503 a client would see
+            return True
+
+        assert wait_until(saved_again, 60, interval=0.1)
+        assert own.current_primary() in own.replicas
+        assert store(before.session_key).load() == {
+            "cart": CART,
+            "_auth_user_id": "4",
+            "after": "failover",
+        }

@@ -29,6 +29,7 @@ from typing import Any
 from sessions_lab import order_audit as orders
 from sessions_lab.bench import wrk
 from sessions_lab.cluster.cluster import Cluster
+from sessions_lab.cluster.config import REPLICATION
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.shop_client import Client
@@ -97,6 +98,12 @@ def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any
         "REDIS_URL": f"redis://127.0.0.1:{config.redis_port or 6380}/0",
         # The lab's own nodes, in node order, as every instance lists them.
         "MEMCACHED_SERVERS": config.memcached_servers,
+        # replicated: the Sentinels, and app1's replica to read from.
+        "REDIS_SENTINELS": config.sentinels,
+        "REDIS_REPLICA_URL": (
+            f"redis://127.0.0.1:{config.replica_ports[0]}/0" if config.replica_ports else ""
+        ),
+        "SESSION_REPLICATION": config.replication,
     }
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "sessions_lab.bench.engines", mode, str(seconds)],
@@ -289,7 +296,9 @@ def bench(
         [wrk.wrk_path(), "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[0]
     result: dict[str, Any] = {
-        "schema_version": 1,
+        # 2: a replicated mode is measured twice, "replicated" (async) and "replicated (sync)",
+        # each with its "replication".
+        "schema_version": 2,
         "generator": wrk_version.split(" [")[0],
         "duration_s": duration,
         "connections": connections,
@@ -299,10 +308,13 @@ def bench(
         "modes": {},
     }
     out.mkdir(parents=True, exist_ok=True)
-    for mode in modes:
-        say(f"[{mode}] starting {instances} instances")
+    for mode, replication in runs(modes):
+        name = mode if replication == "async" else f"{mode} ({replication})"
+        say(f"[{name}] starting {instances} instances")
         cluster = Cluster(run_dir)
-        state = cluster.up(mode, instances=instances, port=port, demo_users=10)
+        state = cluster.up(
+            mode, instances=instances, port=port, demo_users=10, replication=replication
+        )
         try:
             clients = [
                 Client(state["url"].rstrip("/"), get_mode(mode).is_jwt) for _ in range(USERS)
@@ -317,9 +329,11 @@ def bench(
             figures["kill"] = measure_kill(client, cluster, clients[1])
         finally:
             cluster.down()
-        result["modes"][mode] = figures
+        if get_mode(mode).uses_replication:
+            figures["replication"] = replication
+        result["modes"][name] = figures
         say(
-            f"[{mode}] healthz {figures['healthz']['rps']:.0f}/s, cart read "
+            f"[{name}] healthz {figures['healthz']['rps']:.0f}/s, cart read "
             f"{figures['cart_read']['rps']:.0f}/s ({figures['ratios']['cart_read']:.2f}×), "
             f"cart write {figures['cart_write']['rps']:.0f}/s ({figures['ratios']['cart_write']:.2f}×)"
         )
@@ -365,6 +379,16 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {k['first_success_after_kill_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def runs(modes: list[str]) -> list[tuple[str, str]]:
+    """(mode, replication) per measured run: a replicated mode twice, async then sync, for
+    what waiting for a replica costs a write."""
+    return [
+        (mode, replication)
+        for mode in modes
+        for replication in (REPLICATION if get_mode(mode).uses_replication else ("async",))
+    ]
 
 
 def parse_modes(text: str) -> list[str]:

@@ -61,6 +61,17 @@ def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
     if config.memcached_ports:
         # Every node in node order, for every instance (app4 too): they must hash alike.
         env["MEMCACHED_SERVERS"] = config.memcached_servers
+    if config.sentinel_ports:
+        env["REDIS_SENTINELS"] = config.sentinels
+        env["SESSION_REPLICATION"] = config.replication
+        # Its own replica; an instance added later has none and reads from the primary.
+        replica = f"{instance}-replica"
+        env["REDIS_REPLICA_URL"] = (
+            f"redis://{config.listen_address}:"
+            f"{config.replica_ports[config.replica_names.index(replica)]}/0"
+            if replica in config.replica_names
+            else ""
+        )
     return env
 
 

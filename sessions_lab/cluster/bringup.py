@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 
-from sessions_lab.cluster import apps, nginx, postgres
+from sessions_lab.cluster import apps, nginx, postgres, replication
 from sessions_lab.cluster.binaries import find_binary
 from sessions_lab.cluster.child import StartFailure
 from sessions_lab.cluster.lifecycle import START_TIMEOUT, ChildLifecycle
@@ -28,7 +28,7 @@ class BringUp(ChildLifecycle):
 
     def find_binaries(self) -> None:
         self.binaries["nginx"] = find_binary("nginx")
-        if self.mode.uses_redis:
+        if self.mode.uses_redis or self.mode.uses_replication:
             self.binaries["redis"] = find_binary("redis")
         if self.mode.uses_memcached:
             self.binaries["memcached"] = find_binary("memcached")
@@ -52,11 +52,14 @@ class BringUp(ChildLifecycle):
         if "redis" in self.children:
             self.spawn(self.children["redis"])
             self.wait_healthy(self.children["redis"])
-        nodes = [child for child in self.children.values() if child.role == "memcached"]
-        for node in nodes:
-            self.spawn(node)
-        for node in nodes:
-            self.wait_healthy(node)
+        # The primary before its replicas, and both before the Sentinels that watch them.
+        replication.forget_sentinels(self.run)
+        for role in ("memcached", "primary", "replica", "sentinel"):
+            servers = [child for child in self.children.values() if child.role == role]
+            for server in servers:
+                self.spawn(server)
+            for server in servers:
+                self.wait_healthy(server)
         self.start_apps(deadline)
         self.spawn(self.children["nginx"])
         self.wait_healthy(self.children["nginx"], NGINX_START_TIMEOUT)

@@ -41,6 +41,8 @@ def probe(spec: ProcessSpec) -> bool:
         return network.http_ok(spec.port, spec.health.removeprefix("http:"))
     if spec.health == "redis":
         return network.redis_ok(spec.port)
+    if spec.health == "replica":
+        return network.replica_synced(spec.port)
     if spec.health == "memcached":
         return network.memcached_ok(spec.port)
     return network.tcp_open(spec.port)

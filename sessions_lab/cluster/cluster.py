@@ -29,6 +29,9 @@ from sessions_lab.cluster.config import (
     MEMCACHED_PORT_BASE,
     POSTGRES_PORT,
     REDIS_PORT,
+    REPLICA_PORT_BASE,
+    SENTINEL_PORT_BASE,
+    SENTINELS,
     LabConfig,
     RunFolder,
     checked_config,
@@ -94,9 +97,10 @@ class Cluster:
         port: int = 8080,
         redis_persistence: str = "none",
         demo_users: int = 10,
+        replication: str = "async",
     ) -> dict[str, Any]:
         """Start the cluster and return its state once every process is healthy."""
-        config = checked_config(mode, instances, affinity, db, port, redis_persistence)
+        config = checked_config(mode, instances, affinity, db, port, redis_persistence, replication)
         config.demo_users = demo_users
         if self.is_running():
             raise LabError(
@@ -121,6 +125,16 @@ class Cluster:
                 [MEMCACHED_PORT_BASE + i for i in range(instances)], taken
             )
             taken.update(config.memcached_ports)
+        if get_mode(mode).uses_replication:
+            config.primary_port = network.choose_ports([REDIS_PORT], taken)[0]
+            config.replica_ports = network.choose_ports(
+                [REPLICA_PORT_BASE + i for i in range(instances)], taken | {config.primary_port}
+            )
+            taken.update([config.primary_port, *config.replica_ports])
+            config.sentinel_ports = network.choose_ports(
+                [SENTINEL_PORT_BASE + i for i in range(SENTINELS)], taken
+            )
+            taken.update(config.sentinel_ports)
         if db == "postgres":
             config.postgres_port = network.choose_ports([POSTGRES_PORT], taken)[0]
             taken.add(config.postgres_port)
@@ -140,7 +154,7 @@ class Cluster:
 
     def _check_binaries(self, config: LabConfig) -> None:
         roles = ["nginx"]
-        if get_mode(config.mode).uses_redis:
+        if get_mode(config.mode).uses_redis or get_mode(config.mode).uses_replication:
             roles.append("redis")
         if get_mode(config.mode).uses_memcached:
             roles.append("memcached")

@@ -27,17 +27,22 @@ from sessions_lab.cluster.compose_files import (
     POSTGRES_PORT,
     POSTGRES_URL,
     REDIS_PORT,
+    REPLICATED_PORT,
+    SENTINEL_PORT,
     SQLITE_URL,
     app_services,
     memcached_services,
     read_env,
     render_deploy,
     render_nginx_variant,
+    replica_services,
+    sentinel_services,
     write_env,
 )
 from sessions_lab.cluster.config import RunFolder, checked_config
 from sessions_lab.cluster.control import SIGNALS, STOP_TIMEOUT
 from sessions_lab.cluster.errors import LabError, LabFailure
+from sessions_lab.cluster.replication import PRIMARY
 from sessions_lab.cluster.state import Phase, ProcessStatus
 from sessions_lab.waiting import wait_until
 
@@ -118,6 +123,9 @@ class ComposeCluster:
             "redis",
             "postgres",
             *memcached_services(self.deploy_dir),
+            PRIMARY,
+            *replica_services(self.deploy_dir),
+            *sentinel_services(self.deploy_dir),
         ]
 
     def _check_target(self, target: str) -> None:
@@ -135,10 +143,11 @@ class ComposeCluster:
         port: int = NGINX_PORT,
         redis_persistence: str = "none",
         demo_users: int = 10,
+        replication: str = "async",
     ) -> dict[str, Any]:
         """Render, write the choices into ``deploy/.env``, ``up --wait``; the status once healthy."""
         # The native `up`'s checks, word for word.
-        config = checked_config(mode, instances, affinity, db, port, redis_persistence)
+        config = checked_config(mode, instances, affinity, db, port, redis_persistence, replication)
         defined = app_services(self.deploy_dir)
         if instances != len(defined):
             raise LabError(
@@ -152,6 +161,8 @@ class ComposeCluster:
                 "SESSION_MODE": config.mode,
                 "LAB_AFFINITY": config.affinity,
                 "LAB_REDIS_PERSISTENCE": config.redis_persistence,
+                # Read by the replicated mode only: does each save wait for a replica?
+                "LAB_REPLICATION": config.replication,
                 "DATABASE_URL": POSTGRES_URL if db == "postgres" else SQLITE_URL,
                 "LAB_DEMO_USERS": str(demo_users),
             },
@@ -160,8 +171,9 @@ class ComposeCluster:
         render_deploy(self.deploy_dir)
         self._save_drained([])
         # nginx depends on every instance, which depend on migrate, Redis,
-        # PostgreSQL and the memcached nodes: naming nginx starts all but Locust
-        # (the runner brings its own).
+        # PostgreSQL, the memcached nodes and the replicated store (primary,
+        # replicas, Sentinels): naming nginx starts all but Locust (the runner
+        # brings its own).
         try:
             self.compose(
                 "up", "--detach", "--build", "--wait", "--wait-timeout", str(UP_TIMEOUT),
@@ -266,15 +278,23 @@ class ComposeCluster:
         containers = self.containers()
         drained = self._drained()
         nodes = memcached_services(self.deploy_dir)
+        replicas = replica_services(self.deploy_dir)
+        sentinels = sentinel_services(self.deploy_dir)
+        # The native state's roles: app, memcached, primary, replica, sentinel, else the name.
         roles = {
             **dict.fromkeys(app_services(self.deploy_dir), "app"),
             **dict.fromkeys(nodes, "memcached"),
+            PRIMARY: "primary",
+            **dict.fromkeys(replicas, "replica"),
+            **dict.fromkeys(sentinels, "sentinel"),
         }
         ports = {
             "nginx": NGINX_PORT,
             "redis": REDIS_PORT,
             "postgres": POSTGRES_PORT,
             **dict.fromkeys(nodes, MEMCACHED_PORT),
+            **dict.fromkeys([PRIMARY, *replicas], REPLICATED_PORT),
+            **dict.fromkeys(sentinels, SENTINEL_PORT),
         }
         processes = []
         for name in self.targets():

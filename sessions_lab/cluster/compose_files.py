@@ -7,8 +7,10 @@ persistence -- is rendered here from the templates the native cluster uses,
 every variant at once into ``deploy/nginx/`` and ``deploy/redis/``, and
 compose picks one by ``SESSION_MODE``, ``LAB_AFFINITY`` and
 ``LAB_REDIS_PERSISTENCE`` from ``deploy/.env``. Switching mode is then an
-edit of ``.env``, with nothing to render again. Driving the running
-deployment is ``compose.ComposeCluster``'s job.
+edit of ``.env``, with nothing to render again. The ``replicated`` mode's
+servers (one file each, into ``deploy/replication/``) name one another by
+service name: nothing rendered depends on the lab network's addresses.
+Driving the running deployment is ``compose.ComposeCluster``'s job.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.nginx import NginxPlacement, render_nginx_for
 from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
 from sessions_lab.cluster.redis import render_redis_conf
+from sessions_lab.cluster.replication import PRIMARY, sentinel_conf, server_conf
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
 from sessions_lab.paths import PROJECT_ROOT
 
@@ -40,6 +43,13 @@ NGINX_PORT = 8080
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
 MEMCACHED_PORT = 11211
+# The replicated mode: redis-primary and each appN-replica on Valkey's port,
+# each Sentinel on Sentinel's, every one in a container of its own.
+REPLICATED_PORT = 6379
+SENTINEL_PORT = 26379
+# Where the primary, the replicas and the Sentinels keep their data (the
+# image's, owned by its user; no volume: a new container starts empty).
+REPLICATION_DATA_DIR = "/data"
 # The lab network's first three octets: deploy/.env's LAB_SUBNET_PREFIX, or this.
 SUBNET_PREFIX = "172.30.80"
 # Where nginx finds deploy/nginx/ inside its container.
@@ -70,6 +80,23 @@ def memcached_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
     """``memcached1``..``memcachedN``: the cache nodes, in the order every instance lists them."""
     names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"memcached\d+", name)]
     return sorted(names, key=lambda name: int(name.removeprefix("memcached")))
+
+
+def replica_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
+    """``app1-replica``..``appN-replica``: each instance's own replica, in instance order."""
+    names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"app\d+-replica", name)]
+    return sorted(names, key=lambda name: int(name[3:].removesuffix("-replica")))
+
+
+def sentinel_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
+    """``sentinel1``..``sentinelN``: the Sentinels that watch ``redis-primary``."""
+    names = [name for name in compose_services(deploy_dir) if re.fullmatch(r"sentinel\d+", name)]
+    return sorted(names, key=lambda name: int(name.removeprefix("sentinel")))
+
+
+def replication_services(deploy_dir: Path = DEPLOY_DIR) -> list[str]:
+    """The replicated store's services: the primary, the replicas, then the Sentinels."""
+    return [PRIMARY, *replica_services(deploy_dir), *sentinel_services(deploy_dir)]
 
 
 def nginx_version() -> tuple[int, ...]:
@@ -160,8 +187,34 @@ def write_readable(path: Path, text: str) -> None:
     path.chmod(0o644)
 
 
+def replication_conf(name: str, deploy_dir: Path = DEPLOY_DIR) -> str:
+    """The valkey.conf (or sentinel.conf) of service ``name``, from the native templates.
+
+    Every server is reached by its service name, which each container maps to
+    the server's fixed address (``extra_hosts``): ``replicaof redis-primary``,
+    ``sentinel monitor … redis-primary``, and each one announces its own name
+    (``replica-announce-ip``, ``sentinel announce-ip``), so the Sentinels know
+    every server by one name -- the one the instances resolve -- before and
+    after a failover, and no file depends on ``LAB_SUBNET_PREFIX``.
+    """
+    # Every interface of the container: only the lab network reaches it.
+    bind = "0.0.0.0"  # noqa: S104
+    primary = (PRIMARY, REPLICATED_PORT)
+    if name in sentinel_services(deploy_dir):
+        return sentinel_conf(bind, SENTINEL_PORT, REPLICATION_DATA_DIR, primary, announce=name)
+    if name not in replica_services(deploy_dir) and name != PRIMARY:
+        raise LabError(f"{name} is no server of the replicated store")
+    return server_conf(
+        bind,
+        REPLICATED_PORT,
+        REPLICATION_DATA_DIR,
+        None if name == PRIMARY else primary,
+        announce=name,
+    )
+
+
 def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
-    """Every nginx and Redis configuration compose can pick, rendered into ``deploy_dir``."""
+    """Every nginx, Redis and replication configuration compose can pick, into ``deploy_dir``."""
     written = [
         render_nginx_variant(mode, affinity, deploy_dir=deploy_dir)
         for mode in MODE_NAMES
@@ -171,6 +224,10 @@ def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
         path = deploy_dir / "redis" / f"{persistence}.conf"
         # Every interface of the container: only the lab network reaches it.
         write_readable(path, render_redis_conf("0.0.0.0", REDIS_PORT, "/data", persistence))  # noqa: S104
+        written.append(path)
+    for name in replication_services(deploy_dir):
+        path = deploy_dir / "replication" / f"{name}.conf"
+        write_readable(path, replication_conf(name, deploy_dir))
         written.append(path)
     return written
 

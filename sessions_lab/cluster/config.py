@@ -18,19 +18,24 @@ from pathlib import Path
 
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.network import LOOPBACK
-from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
+from sessions_lab.modes import MODE_NAMES, REPLICATION_CHOICES, LoadBalancing, get_mode
 
 AFFINITIES = ("cookie", "learn", "route", "ip", "none")
 DATABASES = ("sqlite", "postgres")
 REDIS_PERSISTENCE = ("none", "aof")
+REPLICATION = REPLICATION_CHOICES  # --replication: async, or sync (each save waits for a replica)
 
 # The lab's topology (docs/architecture.md): app1 :8101, app2 :8102, …, Redis :6380, PostgreSQL
-# :5433, memcached1 :11212, memcached2 :11213, … -- used when free, so a workshop sees the
+# :5433, memcached1 :11212, memcached2 :11213, …, and in replicated mode redis-primary :6380,
+# app1-replica :6391, app2-replica :6392, …, sentinel1 :26381, … -- used when free, so a workshop sees the
 # same numbers everywhere (and a system's own Redis or memcached keeps its default port).
 APP_PORT_BASE = 8101
 REDIS_PORT = 6380
 POSTGRES_PORT = 5433
 MEMCACHED_PORT_BASE = 11212
+REPLICA_PORT_BASE = 6391
+SENTINEL_PORT_BASE = 26381
+SENTINELS = 3
 # The live dashboard listens beside nginx: 8080 -> 9080.
 DASHBOARD_PORT_OFFSET = 1000
 
@@ -52,6 +57,12 @@ class LabConfig:
     # One memcached per app instance at ``up`` (memcached mode), memcached1..N in
     # this order; fixed for the run: a scale-out adds no node (see memcached.py).
     memcached_ports: list[int] = field(default_factory=list)
+    # replicated mode: the primary, one replica per app instance at ``up`` (appN-replica),
+    # three Sentinels; and whether a save waits for a replica (--replication).
+    replication: str = "async"
+    primary_port: int | None = None
+    replica_ports: list[int] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
     dashboard_port: int | None = None
     listen_address: str = LOOPBACK
 
@@ -67,6 +78,19 @@ class LabConfig:
     def memcached_servers(self) -> str:
         """``MEMCACHED_SERVERS``: every node, in node order, as each instance must list them."""
         return ",".join(f"{self.listen_address}:{port}" for port in self.memcached_ports)
+
+    @property
+    def replica_names(self) -> list[str]:
+        return [f"{app}-replica" for app in self.app_names[: len(self.replica_ports)]]
+
+    @property
+    def sentinel_names(self) -> list[str]:
+        return [f"sentinel{number}" for number in range(1, len(self.sentinel_ports) + 1)]
+
+    @property
+    def sentinels(self) -> str:
+        """``REDIS_SENTINELS``: where every instance asks which server is the primary."""
+        return ",".join(f"{self.listen_address}:{port}" for port in self.sentinel_ports)
 
     @property
     def url(self) -> str:
@@ -94,6 +118,7 @@ def checked_config(
     db: str,
     port: int,
     redis_persistence: str,
+    replication: str = "async",
 ) -> LabConfig:
     """The run a user asked for, before any port is chosen; ``LabError`` saying what to change.
 
@@ -112,6 +137,8 @@ def checked_config(
         raise LabError(f"unknown database {db!r}: choose one of {', '.join(DATABASES)}")
     if redis_persistence not in REDIS_PERSISTENCE:
         raise LabError(f"--redis-persistence is one of {', '.join(REDIS_PERSISTENCE)}")
+    if replication not in REPLICATION:
+        raise LabError(f"--replication is one of {', '.join(REPLICATION)}")
     if not 1 <= instances <= 20:
         raise LabError("--instances must be between 1 and 20")
     if not 1 <= port <= 65535:
@@ -123,6 +150,7 @@ def checked_config(
         db=db,
         port=port,
         redis_persistence=redis_persistence,
+        replication=replication,
     )
 
 

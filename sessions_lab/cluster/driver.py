@@ -45,6 +45,7 @@ class Driver(Protocol):
         port: int = 8080,
         redis_persistence: str = "none",
         demo_users: int = 10,
+        replication: str = "async",
     ) -> Mapping[str, Any]:
         """Start the lab; its state once every process is healthy."""
 

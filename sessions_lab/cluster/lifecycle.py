@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from sessions_lab.cluster import apps, memcached, nginx, postgres, redis
+from sessions_lab.cluster import apps, memcached, nginx, postgres, redis, replication
 from sessions_lab.cluster.binaries import Binary
 from sessions_lab.cluster.child import Child, StartFailure, now_iso, probe
 from sessions_lab.cluster.config import RunFolder, write_json_atomically
@@ -112,6 +112,10 @@ class ChildLifecycle:
             return redis.redis_spec(config, run, self.binaries["redis"])
         if child.role == "memcached":
             return memcached.memcached_spec(config, run, self.binaries["memcached"], child.name)
+        if child.role in ("primary", "replica"):
+            return replication.server_spec(config, run, self.binaries["redis"], child.name)
+        if child.role == "sentinel":
+            return replication.sentinel_spec(config, run, self.binaries["redis"], child.name)
         return postgres.postgres_spec(config, run, self.binaries["postgres"])
 
     def spawn(self, child: Child) -> None:

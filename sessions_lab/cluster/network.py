@@ -76,6 +76,30 @@ def memcached_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
     return _answers(port, b"version\r\n", b"VERSION ", timeout, host)
 
 
+def redis_role(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> str | None:
+    """What a Valkey server on ``host:port`` says it is (``ROLE``): master, slave, or None."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(b"ROLE\r\n")
+            reply = connection.recv(64).split(b"\r\n")
+    except OSError:
+        return None
+    # *N, $len, the role's name: master, slave (a replica) or sentinel.
+    return reply[2].decode("ascii", "replace") if len(reply) > 2 else None
+
+
+def replica_synced(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
+    """Whether the Valkey replica on ``host:port`` is linked to its primary and has its data,
+    or has been promoted (a primary now: it has every session there is)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(b"INFO replication\r\n")
+            reply = connection.recv(4096)
+    except OSError:
+        return False
+    return b"master_link_status:up" in reply or b"role:master" in reply
+
+
 def tcp_open(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     try:

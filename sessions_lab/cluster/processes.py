@@ -23,7 +23,8 @@ import psutil
 from sessions_lab.waiting import wait_until
 
 # Which check says a process is ready: "http:/path" (200 expected), "redis"
-# (PING), "memcached" (version), "tcp" (accepts connections).
+# (PING), "replica" (linked to its primary: INFO replication), "memcached"
+# (version), "tcp" (accepts connections).
 HealthCheck = str
 
 

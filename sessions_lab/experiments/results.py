@@ -26,9 +26,10 @@ from sessions_lab.experiments.server_logs import access_lines, late_writes, retr
 # orders_doubled, orders_wrong_total, orders_unacknowledged, order_audit_error),
 # the failed requests explained (failed_request_groups, failures_unexplained,
 # failed_reads, failed_writes, failed_checkouts, truncated_answers) and
-# verdict_reason (docs/architecture.md). Added since, without a new version:
-# users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node.
-SCHEMA_VERSION = 3
+# verdict_reason (docs/architecture.md). Schema 4: the store's own failures
+# (users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node,
+# write_unavailable_s, stale_reads; and the run's replication).
+SCHEMA_VERSION = 4
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
 FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
@@ -137,7 +138,7 @@ def node_fields(users: list[dict[str, Any]], target: str | None) -> dict[str, An
     """``users_by_node`` (by the node before the fault; {} where no answer named a node),
     ``faulted_node``, and, when a node was faulted, the users on it and those of them
     that lost their session there, every loss of theirs on that node."""
-    on_nodes = [user for user in users if user.get("nodes") or user.get("loss_nodes")]
+    on_nodes = [user for user in users if user.get("nodes") or any(user.get("loss_nodes") or [])]
     lost = [user for user in users if user.get("lost")]
     return {
         "users_by_node": dict(sorted(Counter(node_before_loss(u) for u in on_nodes).items())),
@@ -295,6 +296,9 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
     result["failed_request_groups"] = groups
     result["failures_unexplained"] = sum(g["count"] for g in failure_log.unexplained(groups))
     result.update(failed_by_kind(failed))
+    # Schema 4: what a replicated store's failover costs.
+    result["write_unavailable_s"] = write_unavailable_seconds(failed)
+    result["stale_reads"] = sum(int(user.get("stale_reads", 0)) for user in users)
     result["verdict"] = verdict_of(result)
     result["verdict_reason"] = verdict_reason(result)
     if result["verdict_reason"] is not None:
@@ -320,6 +324,23 @@ def failed_by_kind(failed: list[dict[str, Any]]) -> dict[str, int]:
         "failed_checkouts": sum(1 for f in transport if "/checkout/" in str(f.get("request"))),
         "truncated_answers": sum(1 for f in failed if f.get("truncated")),
     }
+
+
+def write_unavailable_seconds(failed: list[dict[str, Any]]) -> float:
+    """Seconds during which session writes failed: from the first failed write's sending to
+    the last one's answer (0 when none failed). Every request but a GET writes the session."""
+    writes = [
+        f
+        for f in failed
+        if f.get("failure") in ("connection", "http_5xx")
+        and str(f.get("request", "")).split(" ", 1)[0] not in ("GET", "HEAD")
+        and f.get("at") is not None
+    ]
+    if not writes:
+        return 0.0
+    start = min(float(f["at"]) for f in writes)
+    end = max(float(f.get("done") or f["at"]) for f in writes)
+    return round(end - start, 1)
 
 
 def _orders(count: int) -> str:
@@ -391,6 +412,8 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "failures_unexplained": 0,
         "failed_reads": 0,
         "failed_writes": 0,
+        "write_unavailable_s": 0.0,
+        "stale_reads": 0,
         "failed_checkouts": 0,
         "truncated_answers": 0,
         "verdict": "not applicable",

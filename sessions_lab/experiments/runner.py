@@ -59,6 +59,7 @@ class Experiment:
     affinity: str = "cookie"
     db: str = "sqlite"
     redis_persistence: str = "none"
+    replication: str = "async"  # replicated mode: sync makes each save wait for a replica
     seed: int = 1234
     conditional_writes: bool = False  # shoppers send If-Match: a stale write gets 412
     port: int = 8080
@@ -86,7 +87,11 @@ class Experiment:
 
     def _run_mode(self, mode: str) -> dict[str, Any]:
         expectation = self.scenario.expectation(
-            mode, self.db, self.redis_persistence, conditional_writes=self.conditional_writes
+            mode,
+            self.db,
+            self.redis_persistence,
+            conditional_writes=self.conditional_writes,
+            replication=self.replication,
         )
         if expectation is None:
             why = self.scenario.why_not_applicable(mode, self.db, self.redis_persistence)
@@ -114,6 +119,7 @@ class Experiment:
             port=self.port,
             redis_persistence=self.redis_persistence,
             demo_users=max(self.users, 10),
+            replication=self.replication,
         )
         events_log: list[dict[str, Any]] = []
         try:
@@ -140,6 +146,7 @@ class Experiment:
                 self.db,
                 self.redis_persistence,
                 conditional_writes=self.conditional_writes,
+                replication=self.replication,
             ),
         )
         self.say(
@@ -312,6 +319,7 @@ class Experiment:
             "affinity": self.affinity,
             "db": self.db,
             "redis_persistence": self.redis_persistence,
+            "replication": self.replication,
             "seed": self.seed,
             "conditional_writes": self.conditional_writes,
             "versions": versions(),

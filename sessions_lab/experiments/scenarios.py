@@ -13,95 +13,38 @@ predicted for as soon as its record says how it behaves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from sessions_lab.experiments.expectations import (
+    NOBODY,
+    NOT_APPLICABLE,
+    Expectation,
+    FaultEvent,
+    ModeResult,
+    RunOptions,
+    anything,
+    everybody_loses,
+    nobody_loses,
+    nothing_fails,
+    only_pinned_users_lose,
+    store_process,
+    stores,
+)
 from sessions_lab.modes import Mode, StoreServer, get_mode
 
-NOT_APPLICABLE = "not applicable"
-
-ModeResult = Mapping[str, Any]  # one mode's entry of summary.json
-
-
-@dataclass(frozen=True)
-class FaultEvent:
-    """One thing done to the cluster, at a fraction of the run's duration."""
-
-    at: float  # 0..1 of the run
-    action: str  # kill | start | drain | add
-    target: str  # app2, redis, postgres, memcached2, nginx, or "store" (the mode's own store)
-    signal: str | None = None  # for kill: KILL, TERM or STOP
-
-    def at_seconds(self, duration_s: float) -> float:
-        return round(self.at * duration_s, 1)
-
-    def resolved(self, store: str | None) -> FaultEvent:
-        """The event with "store" replaced by the mode's store (redis or postgres)."""
-        if self.target != "store" or store is None:
-            return self
-        return FaultEvent(self.at, self.action, store, self.signal)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """What a mode should show, in words and as a check on its measured result."""
-
-    text: str
-    holds: Callable[[ModeResult], bool]
-
-
-def nobody_loses(result: ModeResult) -> bool:
-    return result["users_lost_session"] == 0
-
-
-def nothing_fails(result: ModeResult) -> bool:
-    return nobody_loses(result) and result["failed_requests"] == 0
-
-
-def only_pinned_users_lose(result: ModeResult) -> bool:
-    lost = result["users_lost_session"]
-    return lost > 0 and result["users_lost_on_faulted_instance"] == lost
-
-
-def everybody_loses(result: ModeResult) -> bool:
-    # "Everybody" who was logged in when the store restarted: allow for users
-    # that had not started yet.
-    return result["users_lost_session"] >= max(1, result["users_total"] // 2)
-
-
-def anything(result: ModeResult) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The run's options a prediction depends on (besides the mode)."""
-
-    db: str = "sqlite"
-    redis_persistence: str = "none"
-    conditional_writes: bool = False  # the shoppers send If-Match on cart writes
-
-
-NOBODY = Expectation("nobody loses a session", nobody_loses)
-
-
-def stores(mode: str, db: str, redis_persistence: str) -> str | None:
-    """The store a mode's sessions (or jwt's carts) live in, if it is a separate server."""
-    return _store_process(get_mode(mode), db)
-
-
-def _store_process(mode: Mode, db: str) -> str | None:
-    """The cluster process (``redis``, ``postgres``) holding ``mode``'s state, if any.
-
-    The database is a server of its own only with ``--db postgres``: SQLite is
-    a file, with nothing to kill and restart.
-    """
-    if mode.store_server is StoreServer.REDIS:
-        return "redis"
-    if mode.store_server is StoreServer.DATABASE and db == "postgres":
-        return "postgres"
-    return None
+__all__ = [  # and, for the runner and the tests, the vocabulary of expectations.py
+    "NOBODY",
+    "NOT_APPLICABLE",
+    "SCENARIOS",
+    "Expectation",
+    "FaultEvent",
+    "RunOptions",
+    "Scenario",
+    "get_scenario",
+    "stores",
+    "verdict",
+]
 
 
 def _no_separate_store(mode: Mode, options: RunOptions) -> str:
@@ -125,8 +68,9 @@ class Scenario:
         redis_persistence: str = "none",
         *,
         conditional_writes: bool = False,
+        replication: str = "async",
     ) -> Expectation | None:
-        options = RunOptions(db, redis_persistence, conditional_writes)
+        options = RunOptions(db, redis_persistence, conditional_writes, replication)
         return self.expectations(get_mode(mode), options)
 
     def why_not_applicable(
@@ -214,7 +158,7 @@ def _store_restart(instances: int) -> tuple[FaultEvent, ...]:
 
 
 def _store_restart_expects(mode: Mode, options: RunOptions) -> Expectation | None:
-    if _store_process(mode, options.db) is None:
+    if store_process(mode, options.db) is None:
         return None
     if mode.store_server is StoreServer.REDIS:
         # Checked before persistence: with the database behind it, Redis may
@@ -245,6 +189,11 @@ def _store_restart_inapplicable(mode: Mode, options: RunOptions) -> str:
             "has no single store to restart: its sessions are sharded over one memcached per "
             "instance (cache-node-down kills one of them)"
         )
+    if mode.store_server is StoreServer.REPLICATED:
+        return (
+            "keeps every session on a primary and its replicas: store-failover kills the "
+            "primary and lets Sentinel promote a replica"
+        )
     return _no_separate_store(mode, options)
 
 
@@ -271,6 +220,40 @@ def _cache_node_down_expects(mode: Mode, options: RunOptions) -> Expectation | N
 
 def _cache_node_down_inapplicable(mode: Mode, options: RunOptions) -> str:
     return "keeps no session on memcached nodes: there is no cache node to kill"
+
+
+PRIMARY = "redis-primary"
+
+
+def _store_failover(instances: int) -> tuple[FaultEvent, ...]:
+    return (FaultEvent(0.4, "kill", PRIMARY, "KILL"), FaultEvent(0.7, "start", PRIMARY))
+
+
+def writes_failed_for_a_while(result: ModeResult) -> bool:
+    return result["write_unavailable_s"] > 0
+
+
+# What both replications show: said once, in both predictions.
+FAILOVER = "writes fail until the Sentinels promote a replica, reads go on from the replicas"
+
+
+def _store_failover_expects(mode: Mode, options: RunOptions) -> Expectation | None:
+    if mode.store_server is not StoreServer.REPLICATED:
+        return None
+    if options.replication == "sync":
+        return Expectation(
+            f"{FAILOVER}; each save waited for a replica, so no acknowledged write is lost",
+            lambda result: writes_failed_for_a_while(result) and nobody_loses(result),
+        )
+    return Expectation(
+        f"{FAILOVER}; saves did not wait for a replica, so the last writes may be lost and a "
+        "read may show an older cart",
+        writes_failed_for_a_while,
+    )
+
+
+def _store_failover_inapplicable(mode: Mode, options: RunOptions) -> str:
+    return "has no replicated primary: nothing for Sentinel to fail over"
 
 
 def _lb_down(instances: int) -> tuple[FaultEvent, ...]:
@@ -389,6 +372,13 @@ SCENARIOS: dict[str, Scenario] = {
             _cache_node_down_inapplicable,
         ),
         Scenario(
+            "store-failover",
+            "SIGKILL the Valkey primary at 40% (Sentinel promotes a replica), start it at 70%",
+            _store_failover,
+            _store_failover_expects,
+            _store_failover_inapplicable,
+        ),
+        Scenario(
             "lb-down",
             "kill nginx at 40% of the run, start it again at 55%",
             _lb_down,
@@ -425,8 +415,11 @@ def verdict(
     persistence: str,
     *,
     conditional_writes: bool = False,
+    replication: str = "async",
 ) -> str:
-    expectation = scenario.expectation(mode, db, persistence, conditional_writes=conditional_writes)
+    expectation = scenario.expectation(
+        mode, db, persistence, conditional_writes=conditional_writes, replication=replication
+    )
     if expectation is None:
         return NOT_APPLICABLE
     return "as expected" if expectation.holds(result) else "unexpected"

@@ -1,12 +1,15 @@
 """What "the session store cannot be reached" means to the shop's engines and to its error page.
 
-Two engines keep a session in Redis: ``redis`` holds the only copy there,
-``cached_db`` a copy in front of the database row. When Redis cannot be
-reached, neither may pretend: a read in ``redis`` mode fails rather than
-show a stranger, and a change in ``cached_db`` mode is refused rather than
-leave an old copy in Redis to be served when it comes back (a logout that
-does not log out). Both end as one of ``UNREACHABLE``, which
-``shop.views.server_error`` turns into a 503 with Retry-After.
+Three engines keep a session in Redis (or Valkey): ``redis`` holds the only
+copy there, ``cached_db`` a copy in front of the database row, and
+``replicated`` writes it to a primary that copies it to replicas. When the
+store cannot be reached, none may pretend: a read in ``redis`` mode fails
+rather than show a stranger, a change in ``cached_db`` mode is refused
+rather than leave an old copy in Redis to be served when it comes back (a
+logout that does not log out), and a save in ``replicated`` mode with
+``--replication sync`` that no replica confirmed is not reported as safe.
+All end as one of ``UNREACHABLE``, which ``shop.views.server_error`` turns
+into a 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -36,4 +39,18 @@ class SessionChangeRefused(Exception):
     """
 
 
-UNREACHABLE: tuple[type[Exception], ...] = (*REDIS_DOWN, SessionChangeRefused)
+class ReplicaNotAcknowledged(Exception):
+    """A synchronous save reached the primary, but no replica confirmed it in time.
+
+    Raised by ``shop.sessions.replicated`` with ``SESSION_REPLICATION=sync``
+    when ``WAIT 1 <WAIT_MS>`` answers 0: the primary holds the change, but a
+    failover now could promote a replica without it. It is not undone (Redis
+    cannot); the client is told it may not have been kept, and may retry.
+    """
+
+
+UNREACHABLE: tuple[type[Exception], ...] = (
+    *REDIS_DOWN,
+    SessionChangeRefused,
+    ReplicaNotAcknowledged,
+)

@@ -33,7 +33,14 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((out / "bench.json").read_text())
     assert result["generator"].startswith("wrk")
-    assert list(result["modes"]) == list(MODE_NAMES)
+    # A replicated mode twice: async, then sync (each save waits for a replica).
+    assert list(result["modes"]) == [
+        *MODE_NAMES[: MODE_NAMES.index("replicated") + 1],
+        "replicated (sync)",
+        *MODE_NAMES[MODE_NAMES.index("replicated") + 1 :],
+    ]
+    assert result["modes"]["replicated"]["replication"] == "async"
+    assert result["modes"]["replicated (sync)"]["replication"] == "sync"
     for mode, figures in result["modes"].items():
         for page in ("healthz", "cart_read", "cart_write"):
             assert figures[page]["rps"] > 0, (mode, page)

@@ -144,3 +144,43 @@ def test_logout_while_its_memcached_node_is_paused_is_200_and_the_copy_returns(
     # Each instance's client takes the node back within seconds; then the copy, which
     # the logout never reached, is served again, login and cart.
     assert wait_until(lambda: replay(lab, mode, cookie) == (True, {1: 2}), 20)
+
+
+REPLICATED_MODES = [m.name for m in MODES.values() if m.store_server is StoreServer.REPLICATED]
+SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", REPLICATED_MODES)
+def test_with_no_primary_and_no_sentinel_answering_a_logout_is_refused_not_a_hang(
+    make_lab, mode: str
+) -> None:
+    assert MODES[mode].logout_while_store_down is OutageLogout.REFUSED
+    lab = make_lab("--mode", mode, "--instances", "2")
+    shopper = shopper_with_cart(lab, mode, "user4")
+    cookie = shopper.http.cookies["sessionid"]
+    for sentinel in SENTINELS:  # hung: they accept connections and answer nothing
+        lab.cli("kill", sentinel, "--signal", "STOP")
+    lab.cli("kill", "redis-primary")
+    try:
+        logout = shopper.call("POST", "/api/session/logout/")
+        # Every client gives up after its 1 s timeout: a 503 that says so, not a hang.
+        assert logout.status_code == 503, logout.text
+        assert int(logout.headers["Retry-After"]) > 0
+        assert logout.json()["detail"].startswith("Could not log you out")
+        # Reads go on from the replicas: the copy is still logged in, as the user was told.
+        assert replay(lab, mode, cookie) == (True, {1: 2})
+        assert (
+            "No master found"
+            in lab.cli("logs", "app1", "-n", "200").stdout
+            + lab.cli("logs", "app2", "-n", "200").stdout
+        )
+    finally:
+        # Restarted, not resumed: a Sentinel that finds its clock jumped (it was paused)
+        # stays in TILT mode for 30 s, acting on nothing.
+        for sentinel in SENTINELS:
+            lab.cli("kill", sentinel)
+            lab.cli("start", sentinel)
+    # The Sentinels promote a replica: the retried logout goes through, the copy is worthless.
+    assert wait_until(lambda: shopper.call("POST", "/api/session/logout/").status_code == 200, 30)
+    assert replay(lab, mode, cookie) == (False, {})

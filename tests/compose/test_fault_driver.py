@@ -170,6 +170,67 @@ def test_a_cache_node_can_be_stopped_or_paused_but_not_drained(
     ]
 
 
+REPLICATED = [
+    "redis-primary",
+    "app1-replica",
+    "app2-replica",
+    "app3-replica",
+    "sentinel1",
+    "sentinel2",
+    "sentinel3",
+]
+
+
+def test_store_failover_kills_the_primary_then_starts_it_again(
+    docker: FakeDocker, cluster: ComposeCluster
+) -> None:
+    assert get_scenario("store-failover").timeline(3) == (
+        FaultEvent(0.4, "kill", "redis-primary", "KILL"),
+        FaultEvent(0.7, "start", "redis-primary"),
+    )
+    docker.answer_ps(
+        [[container("redis-primary", "exited")], [container("redis-primary", "running")]]
+    )
+    messages = fire(cluster, "store-failover")
+    ps = ["ps", "--all", "--format", "json", "redis-primary"]
+    # The same container, started alone: it comes back empty, as a primary, until
+    # the Sentinels make it a replica of the one they promoted.
+    assert docker.calls() == [
+        ["kill", "-s", "SIGKILL", "redis-primary"],
+        ps,
+        start_only("redis-primary"),
+        ps,
+    ]
+    assert messages == ["redis-primary killed (SIGKILL)", "redis-primary started"]
+
+
+@pytest.mark.parametrize("target", REPLICATED)
+def test_every_server_of_the_replicated_store_is_a_target_that_cannot_be_drained(
+    docker: FakeDocker, cluster: ComposeCluster, target: str
+) -> None:
+    assert cluster.kill(target) == f"{target} killed (SIGKILL)"
+    assert cluster.kill(target, "TERM") == f"{target} stopped (SIGTERM, docker compose stop)"
+    assert "paused" in cluster.kill(target, "STOP")
+    docker.answer_ps([[container(target, "paused")]])
+    assert cluster.start(target) == f"{target} resumed (docker compose unpause)"
+    docker.answer_ps([[container(target, "exited")], [container(target, "running")]])
+    # A Sentinel started again is the same container: it keeps the file it rewrote.
+    assert cluster.start(target) == f"{target} started"
+    with pytest.raises(LabError, match="only app instances can be drained"):
+        cluster.drain(target)
+    ps = ["ps", "--all", "--format", "json", target]
+    assert docker.calls() == [
+        ["kill", "-s", "SIGKILL", target],
+        ["stop", "--timeout", "8", target],
+        ["pause", target],
+        ps,
+        ["unpause", target],
+        ps,
+        start_only(target),
+        ps,
+    ]
+
+
 def test_the_command_names_the_compose_file(docker: FakeDocker, cluster: ComposeCluster) -> None:
     cluster.kill("app2")
     argv = json.loads(docker.log.read_text().splitlines()[0])
@@ -238,6 +299,25 @@ def test_up_renders_records_the_choice_and_waits_for_nginx(
     assert "\nSECRET_KEY=\n" not in env and "\nJWT_SIGNING_KEY=\n" not in env
     assert state["mode"] == "redis" and state["url"] == "http://127.0.0.1:18080/"
     assert (deploy_copy / "nginx" / "redis-none.conf").exists()
+    assert "\nLAB_REPLICATION=async\n" in env
+
+
+def test_up_in_replicated_mode_records_the_replication(
+    docker: FakeDocker, deploy_copy: Path
+) -> None:
+    docker.answer_ps([[container(s, "running") for s in ("app1", "app2", "app3", "nginx")]])
+    state = ComposeCluster(deploy_copy).up("replicated", replication="sync")
+    # nginx depends on the instances, which depend on the primary, the replicas
+    # and the Sentinels: one `up` starts them all, in the native order.
+    assert docker.calls()[0] == [
+        "up", "--detach", "--build", "--wait", "--wait-timeout", "300", "nginx"
+    ]  # fmt: skip
+    env = (deploy_copy / ".env").read_text()
+    for line in ("SESSION_MODE=replicated", "LAB_AFFINITY=none", "LAB_REPLICATION=sync"):
+        assert f"\n{line}\n" in env
+    assert state["mode"] == "replicated"
+    for name in REPLICATED:
+        assert (deploy_copy / "replication" / f"{name}.conf").is_file()
 
 
 def test_keys_are_made_once_and_kept(cluster: ComposeCluster, deploy_copy: Path) -> None:
@@ -258,6 +338,8 @@ def test_keys_are_made_once_and_kept(cluster: ComposeCluster, deploy_copy: Path)
         (lambda c: c.drain("redis"), "only app instances can be drained"),
         (lambda c: c.up("sticky", instances=5), "defines 3 instances"),
         (lambda c: c.up("redis", affinity="ip"), "--affinity applies to --mode sticky only"),
+        (lambda c: c.up("replicated", replication="semi"), "--replication is one of async, sync"),
+        (lambda c: c.drain("sentinel1"), "only app instances can be drained"),
     ],
 )
 def test_requests_that_cannot_be_carried_out_issue_nothing(
@@ -317,13 +399,38 @@ def test_status_reads_compose_ps(docker: FakeDocker, cluster: ComposeCluster) ->
                 container("redis", "running", health="starting"),
                 container("memcached1", "running"),
                 container("memcached2", "exited"),
+                container("redis-primary", "exited"),
+                container("app1-replica", "running", health="unhealthy"),
+                container("app2-replica", "running"),
+                container("sentinel1", "running"),
+                container("sentinel3", "paused"),
             ]
         ]
     )
     state = cluster.status()
     by_name = {p["name"]: p for p in state["processes"]}
     assert [p["name"] for p in state["processes"]] == cluster.targets()
-    assert cluster.targets()[-3:] == ["memcached1", "memcached2", "memcached3"]
+    assert cluster.targets()[-10:-7] == ["memcached1", "memcached2", "memcached3"]
+    # The replicated store last, in the native order, with the native roles.
+    assert cluster.targets()[-7:] == REPLICATED
+    assert {name: by_name[name]["role"] for name in REPLICATED} == {
+        "redis-primary": "primary",
+        "app1-replica": "replica",
+        "app2-replica": "replica",
+        "app3-replica": "replica",
+        "sentinel1": "sentinel",
+        "sentinel2": "sentinel",
+        "sentinel3": "sentinel",
+    }
+    assert {by_name[name]["port"] for name in REPLICATED[:4]} == {6379}
+    assert {by_name[f"sentinel{n}"]["port"] for n in (1, 2, 3)} == {26379}
+    assert by_name["redis-primary"]["status"] == "exited"
+    assert by_name["redis-primary"]["exit"]["code"] == 137
+    assert by_name["app1-replica"]["healthy"] is False  # its link to a primary is down
+    assert by_name["app2-replica"]["healthy"] is True
+    assert by_name["app3-replica"]["status"] == "not started"
+    assert by_name["sentinel1"]["healthy"] is True
+    assert by_name["sentinel3"]["status"] == "paused" and not by_name["sentinel3"]["healthy"]
     assert {by_name[f"memcached{n}"]["role"] for n in (1, 2, 3)} == {"memcached"}
     assert {by_name[f"memcached{n}"]["port"] for n in (1, 2, 3)} == {11211}
     assert by_name["memcached1"]["healthy"] is True
@@ -346,6 +453,9 @@ def test_logs_are_collected_where_the_runner_copies_them_from(
         "prepare-database.log",
         "app2.log",
         "memcached2.log",
+        "redis-primary.log",
+        "app3-replica.log",
+        "sentinel2.log",
         "nginx.log",
         "nginx-access.jsonl",
     }

@@ -1,6 +1,6 @@
 """The compose deployment and the native cluster run the same lab: same instances, same
-environment, same nginx configuration, same memcached nodes -- addresses and file
-locations aside."""
+environment, same nginx configuration, same memcached nodes, same replicated store --
+addresses and file locations aside."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from sessions_lab.cluster import compose_files as compose_target
+from sessions_lab.cluster import replication, serve
 from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
 from sessions_lab.cluster.binaries import Binary, find_binary
 from sessions_lab.cluster.config import LabConfig, RunFolder
@@ -44,6 +45,9 @@ def native_config(mode: str, affinity: str, db: str = "sqlite") -> LabConfig:
         redis_port=6380 if get_mode(mode).uses_redis else None,
         postgres_port=5433 if db == "postgres" else None,
         memcached_ports=[11212, 11213, 11214] if get_mode(mode).uses_memcached else [],
+        primary_port=6380 if get_mode(mode).uses_replication else None,
+        replica_ports=[6391, 6392, 6393] if get_mode(mode).uses_replication else [],
+        sentinel_ports=[26381, 26382, 26383] if get_mode(mode).uses_replication else [],
     )
 
 
@@ -68,9 +72,9 @@ def compose_services(compose: ComposeRun, deploy: Path, **env: str) -> dict:
 
 def without_address(key: str, value: str) -> str:
     """A variable's value with its host, port or file location taken out."""
-    if key == "REDIS_URL":
+    if key in ("REDIS_URL", "REDIS_REPLICA_URL"):  # whose replica: test_replicated_…
         return re.sub(r"//[^/]+/", "//HOST/", value)
-    if key == "MEMCACHED_SERVERS":  # the order of the nodes: test_memcached_nodes_…
+    if key in ("MEMCACHED_SERVERS", "REDIS_SENTINELS"):  # the order: test_memcached_nodes_…
         return re.sub(r"[^,]+:\d+", "HOST:PORT", value)
     if key == "DATABASE_URL":
         return re.sub(r"^(\w+)://.*$", r"\1://LOCATION", value)
@@ -87,7 +91,7 @@ def test_app_services_get_the_native_environment(
     services = compose_services(compose, deploy_copy, SESSION_MODE=mode, DATABASE_URL=database_url)
 
     assert compose_target.app_services(deploy_copy) == config.app_names
-    assert sorted(s for s in services if s.startswith("app")) == config.app_names
+    assert sorted(s for s in services if re.fullmatch(r"app\d+", s)) == config.app_names
     for name in config.app_names:
         native = native_environment(config, run, name)
         container = dict(services[name]["environment"])
@@ -99,11 +103,14 @@ def test_app_services_get_the_native_environment(
             "nginx",
         }
         assert container.pop("TRUSTED_PROXIES") == "172.30.80.10"
-        # One compose file serves every mode; a mode without Redis (or memcached)
-        # never reads its address.
+        # One compose file serves every mode; a mode without Redis (or memcached,
+        # or the replicated store) never reads its address.
         for variable, elsewhere in (
             ("REDIS_URL", "redis://x:1/0"),
             ("MEMCACHED_SERVERS", "x:1,y:2"),
+            ("REDIS_SENTINELS", "x:1,y:2"),
+            ("REDIS_REPLICA_URL", "redis://x:1/0"),
+            ("SESSION_REPLICATION", "sync"),
         ):
             if variable not in native:
                 assert get_mode(mode).settings({variable: elsewhere}) == get_mode(mode).settings({})
@@ -173,6 +180,77 @@ def test_memcached_nodes_are_the_native_ones(
         assert container == [f"{name}:{compose_target.MEMCACHED_PORT}" for name in nodes]
         location = get_mode("memcached").settings(services[app]["environment"])["CACHES"]
         assert location["sessions"]["LOCATION"] == container
+
+
+# ---------------------------------------------------------------------- the replicated store
+
+# Lines that name an address, a port or a folder; all else must match.
+REPLICATION_ADDRESS_LINE = re.compile(r"^(bind|port|dir|replicaof)\b.*$", re.M)
+# Under compose each server announces the name the others reach it by (natively
+# an empty line: loopback addresses need no announcing).
+ANNOUNCE_LINE = re.compile(r"^(replica-announce-ip|sentinel announce-ip) (\S+)$", re.M)
+
+
+def without_addresses(conf: str) -> str:
+    conf = ANNOUNCE_LINE.sub("", conf)
+    conf = re.sub(r"^(sentinel monitor \S+) \S+ \d+ ", r"\1 HOST PORT ", conf, flags=re.M)
+    return REPLICATION_ADDRESS_LINE.sub(lambda line: f"{line.group(1)} <address>", conf)
+
+
+def test_replicated_servers_are_the_native_ones(
+    compose: ComposeRun, deploy_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose_services(compose, deploy_copy, SESSION_MODE="replicated")
+    config = native_config("replicated", "none")
+    run = native_run(tmp_path)
+    # Named as natively, so `kill redis-primary` or `start sentinel2` means the same server.
+    assert compose_target.replica_services(deploy_copy) == config.replica_names
+    assert compose_target.sentinel_services(deploy_copy) == config.sentinel_names
+    valkey = find_binary("redis")
+    monkeypatch.setattr(serve, "tool", lambda name: Path("/usr/local/bin") / name)
+    monkeypatch.setattr(serve, "SENTINEL_CONF", tmp_path / "sentinel-copy.conf")
+    natively = [(replication.PRIMARY, replication.server_spec)]
+    natively += [(name, replication.server_spec) for name in config.replica_names]
+    natively += [(name, replication.sentinel_spec) for name in config.sentinel_names]
+    execs: list[list[str]] = []
+    monkeypatch.setattr(serve, "exec_", lambda binary, *args: execs.append([binary, *args]))
+    for name, spec_of in natively:
+        native = spec_of(config, run, valkey, name)
+        command = services[name]["command"]
+        rendered = deploy_copy / "replication" / Path(command[-1]).name
+        # The same file, from the same template, addresses aside: what each
+        # server replicates and how a Sentinel decides are identical.
+        native_conf = Path(native.argv[1]).read_text()
+        assert without_addresses(rendered.read_text()) == without_addresses(native_conf), name
+        assert ANNOUNCE_LINE.findall(native_conf) == []
+        assert [found[1] for found in ANNOUNCE_LINE.findall(rendered.read_text())] == [name]
+        # The same command line: valkey-server CONF, and --sentinel for a Sentinel.
+        execs.clear()
+        serve.main([command[-2], str(rendered)])
+        [argv] = execs
+        assert Path(argv[0]).name == "valkey-server" == Path(native.argv[0]).name
+        assert argv[2:] == native.argv[2:]
+        # The same health check: PING for the primary and a Sentinel, a live link for a
+        # replica (under compose, a promoted one is ready too: test_compose_config).
+        kind = services[name]["healthcheck"]["test"][-1]
+        assert (kind == "replica") is (native.health == "replica")
+        assert native.role == kind
+    # Natively each addresses the others on loopback; under compose by service name.
+    replica_conf = (deploy_copy / "replication" / "app1-replica.conf").read_text()
+    assert f"replicaof {replication.PRIMARY} {compose_target.REPLICATED_PORT}\n" in replica_conf
+    for app in config.app_names:
+        native = native_environment(config, run, app)
+        container = services[app]["environment"]
+        assert native["REDIS_REPLICA_URL"] == (
+            f"redis://127.0.0.1:{config.replica_ports[config.app_names.index(app)]}/0"
+        )
+        assert container["REDIS_REPLICA_URL"] == f"redis://{app}-replica:6379/0"
+        assert container["REDIS_SENTINELS"].split(",") == [
+            f"{name}:{compose_target.SENTINEL_PORT}" for name in config.sentinel_names
+        ]
+        assert len(native["REDIS_SENTINELS"].split(",")) == len(config.sentinel_names)
+        settings = get_mode("replicated").settings(container)["SESSION_REPLICATION"]
+        assert settings["SENTINELS"] == [(name, 26379) for name in config.sentinel_names]
 
 
 # ---------------------------------------------------------------------- nginx
@@ -252,11 +330,21 @@ def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> No
     hosts = dict(entry.split(":") for entry in services["nginx"]["extra_hosts"])
     for name in compose_target.app_services():
         assert hosts[name] == services[name]["networks"]["lab"]["ipv4_address"]
-    # The instances reach each memcached node by its fixed address too.
-    nodes = compose_target.memcached_services()
+    # The instances reach each memcached node and each server of the replicated
+    # store by its fixed address too; those servers reach one another so.
+    address = {
+        name: s["networks"]["lab"]["ipv4_address"]
+        for name, s in services.items()
+        if "networks" in s and isinstance(s["networks"], dict)
+    }
+    stores = compose_target.replication_services()
     for name in compose_target.app_services():
         hosts = dict(entry.split(":") for entry in services[name]["extra_hosts"])
-        assert hosts == {n: services[n]["networks"]["lab"]["ipv4_address"] for n in nodes}
+        assert hosts == {n: address[n] for n in [*compose_target.memcached_services(), *stores]}
+    for name in stores:
+        hosts = dict(entry.split(":") for entry in services[name]["extra_hosts"])
+        assert hosts == {n: address[n] for n in stores}
+    assert len(set(address.values())) == len(address)  # no two services share one
     nginx_address = services["nginx"]["networks"]["lab"]["ipv4_address"]
     assert services["app1"]["environment"]["TRUSTED_PROXIES"] == nginx_address
     assert "--host" in services["locust"]["command"]

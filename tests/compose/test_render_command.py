@@ -22,7 +22,7 @@ def deploy(deploy_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_render_writes_every_configuration_and_a_private_env(
     deploy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for rendered in ("nginx", "redis"):
+    for rendered in ("nginx", "redis", "replication"):
         shutil.rmtree(deploy / rendered)
     (deploy / ".env").unlink(missing_ok=True)
     assert cli.main(["render", "--target", "compose", "--mode", "sticky", "--affinity", "ip"]) == 0
@@ -33,6 +33,10 @@ def test_render_writes_every_configuration_and_a_private_env(
         for affinity in compose.affinities_for(mode)
     }
     assert sorted(p.name for p in (deploy / "redis").glob("*.conf")) == ["aof.conf", "none.conf"]
+    # The replicated store's servers run in every mode: one file each.
+    assert sorted(p.name for p in (deploy / "replication").glob("*.conf")) == sorted(
+        f"{name}.conf" for name in compose.replication_services(deploy)
+    )
     env = compose.read_env(deploy)
     assert env["SESSION_MODE"] == "sticky" and env["LAB_AFFINITY"] == "ip"
     assert env["SECRET_KEY"] != env["JWT_SIGNING_KEY"]
@@ -47,7 +51,7 @@ def test_rendered_configs_are_readable_by_the_containers_whatever_the_umask(depl
         )
     finally:
         os.umask(previous)
-    for folder in ("nginx", "redis"):
+    for folder in ("nginx", "redis", "replication"):
         assert (deploy / folder).stat().st_mode & 0o755 == 0o755
         for conf in (deploy / folder).glob("*.conf"):
             assert conf.stat().st_mode & 0o644 == 0o644, conf  # the image's user reads it
@@ -60,6 +64,15 @@ def test_render_switches_env_to_the_memcached_mode(deploy: Path) -> None:
     env = compose.read_env(deploy)
     assert env["SESSION_MODE"] == "memcached" and env["LAB_AFFINITY"] == "none"
     assert (deploy / "nginx" / "memcached-none.conf").is_file()
+
+
+def test_render_switches_env_to_the_replicated_mode(deploy: Path) -> None:
+    assert cli.main(["render", "--target", "compose", "--mode", "replicated"]) == 0
+    env = compose.read_env(deploy)
+    assert env["SESSION_MODE"] == "replicated" and env["LAB_AFFINITY"] == "none"
+    assert env["LAB_REPLICATION"] == "async"  # .env.example's: edit it for sync
+    assert (deploy / "nginx" / "replicated-none.conf").is_file()
+    assert (deploy / "replication" / "sentinel2.conf").is_file()
 
 
 @pytest.mark.parametrize(

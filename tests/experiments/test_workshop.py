@@ -34,6 +34,7 @@ import requests
 from sessions_lab.cluster.network import free_port
 from sessions_lab.modes import MODE_NAMES
 from sessions_lab.paths import PROJECT_ROOT
+from sessions_lab.waiting import wait_until
 from tests.cluster.lab import Lab, Shopper
 from tests.cluster.test_bench import SHORT_BENCH
 from tests.experiments.conftest import options
@@ -141,6 +142,27 @@ def cart_stops_at_the_shop_s_refusal(seen: Seen) -> None:
     assert 1200 < int(refusal.group(1).replace(",", "")) < 1400
 
 
+def logged_in_before_the_failover(seen: Seen) -> None:
+    shopper = Shopper(seen.lab, "replicated")
+    shopper.login("user3")
+    assert shopper.put_item(1, 2).status_code == 200
+    seen.remembered["replicated shopper"] = shopper
+
+
+def writes_wait_for_a_promoted_replica(seen: Seen) -> None:
+    shopper: Shopper = seen.remembered.pop("replicated shopper")
+    assert shopper.cart() == {1: 2}  # reads go on, from the instances' replicas
+    statuses: list[int] = []
+
+    def written() -> bool:
+        statuses.append(shopper.put_item(2, 1).status_code)
+        return statuses[-1] == 200
+
+    assert wait_until(written, 20), statuses
+    assert set(statuses[:-1]) <= {503}, statuses
+    assert shopper.cart() == {1: 2, 2: 1}
+
+
 # What the lab shows right after a command of the guide (the command's line).
 AFTER: dict[str, list[Callable[[Seen], None]]] = {
     "up --mode sticky --instances 3": [same_instance_on_reload],
@@ -153,6 +175,8 @@ AFTER: dict[str, list[Callable[[Seen], None]]] = {
     "attack --mode cookie": [attack_table_as_promised],
     "attack --mode jwt": [attack_table_as_promised],
     "fill-cart --lines 1400": [cart_stops_at_the_shop_s_refusal],
+    "up --mode replicated": [logged_in_before_the_failover],
+    "kill redis-primary": [writes_wait_for_a_promoted_replica],
 }
 
 
@@ -214,6 +238,25 @@ def lb_down_fails_alike(summary: dict[str, Any], out: Path) -> None:
         assert result["failures"]["connection"] > 0 and result["users_lost_session"] == 0
 
 
+def failover_costs_seconds_of_writes(summary: dict[str, Any], out: Path) -> None:
+    replicated = modes(summary)["replicated"]
+    assert replicated["verdict"] == "as expected", replicated["verdict_reason"]
+    assert 0 < replicated["write_unavailable_s"] < 15 and replicated["failed_reads"] == 0
+    assert "session writes failed for" in (out / "report.html").read_text()
+
+
+def sync_failover_loses_nothing(summary: dict[str, Any], out: Path) -> None:
+    assert summary["replication"] == "sync"
+    assert modes(summary)["replicated"]["users_lost_session"] == 0
+
+
+def only_the_killed_node_s_users_lose(summary: dict[str, Any], out: Path) -> None:
+    memcached = modes(summary)["memcached"]
+    lost = memcached["users_lost_session"]
+    assert lost == memcached["users_lost_on_faulted_node"] > 0
+    assert "Users by cache node" in (out / "report.html").read_text()
+
+
 def demo_reports_every_mode(summary: dict[str, Any], out: Path) -> None:
     assert list(modes(summary)) == list(MODE_NAMES)
     report = (out / "report.html").read_text()
@@ -242,6 +285,16 @@ EXPERIMENT_CHECKS: dict[str, list[Callable[[dict[str, Any], Path], None]]] = {
         conditional_writes_overwrite_nothing
     ],
     "--modes sticky,redis --scenario lb-down --users 6 --duration 20": [lb_down_fails_alike],
+    "--modes replicated --scenario store-failover --users 10 --duration 25": [
+        failover_costs_seconds_of_writes
+    ],
+    "--modes replicated --scenario store-failover --replication sync --users 10 --duration 25": [
+        failover_costs_seconds_of_writes,
+        sync_failover_loses_nothing,
+    ],
+    "--modes memcached --scenario cache-node-down --users 12 --duration 30": [
+        only_the_killed_node_s_users_lose
+    ],
     " ".join(SHORT_KILL_ONE): [demo_reports_every_mode],  # make demo, shortened
 }
 
@@ -272,7 +325,11 @@ def test_the_guide_s_table_names_exactly_the_checks_made_here() -> None:
     names = {name for pair in named for name in pair if name}
     made = {check.__name__ for checks in AFTER.values() for check in checks}
     made |= {check.__name__ for checks in EXPERIMENT_CHECKS.values() for check in checks}
-    made -= {"logged_in_before_the_pause", "logged_in_before_the_outage"}  # steps, not claims
+    made -= {  # steps, not claims
+        "logged_in_before_the_pause",
+        "logged_in_before_the_outage",
+        "logged_in_before_the_failover",
+    }
     assert names == made
 
 
