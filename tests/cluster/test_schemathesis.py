@@ -120,6 +120,8 @@ def test_the_schema_each_mode_serves_survives_schemathesis(
     env = {"REDIS_URL": redis_url}
     if get_mode(mode).uses_memcached:
         env["MEMCACHED_SERVERS"] = request.getfixturevalue("memcached_nodes")
+    if get_mode(mode).uses_replication:
+        env.update(request.getfixturevalue("replication").env())
     with running_shop(mode, tmp_path, extra_env=env) as shop:
         logged_in = credential_headers(shop, mode, logged_in=True)
         anonymous = credential_headers(shop, mode, logged_in=False)
