@@ -56,34 +56,34 @@ def http_ok(port: int, path: str, timeout: float = 0.5, host: str = LOOPBACK) ->
         connection.close()
 
 
-def _answers(port: int, request: bytes, reply: bytes, timeout: float, host: str) -> bool:
-    """Whether the server on ``host:port`` answers ``request`` with a line starting ``reply``."""
+def _ask(port: int, request: bytes, size: int, timeout: float, host: str) -> bytes:
+    """The first ``size`` bytes the server on ``host:port`` sends back to ``request``.
+
+    Empty when nothing answered in time (refused, reset, closed, silent): every
+    probe reads an empty reply as "not healthy", so none of them needs a path
+    of its own for a server that is not there.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
             connection.sendall(request)
-            return connection.recv(32).startswith(reply)
+            return connection.recv(size)
     except OSError:
-        return False
+        return b""
 
 
 def redis_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
     """Whether a Redis-protocol server on ``host:port`` answers PING."""
-    return _answers(port, b"PING\r\n", b"+PONG", timeout, host)
+    return _ask(port, b"PING\r\n", 32, timeout, host).startswith(b"+PONG")
 
 
 def memcached_ok(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
     """Whether a memcached on ``host:port`` answers ``version``."""
-    return _answers(port, b"version\r\n", b"VERSION ", timeout, host)
+    return _ask(port, b"version\r\n", 32, timeout, host).startswith(b"VERSION ")
 
 
 def redis_role(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> str | None:
     """What a Valkey server on ``host:port`` says it is (``ROLE``): master, slave, or None."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(b"ROLE\r\n")
-            reply = connection.recv(64).split(b"\r\n")
-    except OSError:
-        return None
+    reply = _ask(port, b"ROLE\r\n", 64, timeout, host).split(b"\r\n")
     # *N, $len, the role's name: master, slave (a replica) or sentinel.
     return reply[2].decode("ascii", "replace") if len(reply) > 2 else None
 
@@ -91,12 +91,7 @@ def redis_role(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> str | N
 def replica_synced(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
     """Whether the Valkey replica on ``host:port`` is linked to its primary and has its data,
     or has been promoted (a primary now: it has every session there is)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(b"INFO replication\r\n")
-            reply = connection.recv(4096)
-    except OSError:
-        return False
+    reply = _ask(port, b"INFO replication\r\n", 4096, timeout, host)
     return b"master_link_status:up" in reply or b"role:master" in reply
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -145,6 +146,46 @@ class Shopper:
         response = self.call("GET", "/api/products/")
         assert response.status_code == 200, response.text
         return [product["id"] for product in response.json()]
+
+
+def through(lab: Lab, mode: str, instance: str, cookies_of: Shopper | None = None) -> Shopper:
+    """A shopper that talks to one instance directly, past nginx; with ``cookies_of``'s
+    cookies, it carries that shopper's session."""
+    shopper = Shopper(lab, mode)
+    shopper.lab = SimpleNamespace(url=f"http://127.0.0.1:{lab.process(instance)['port']}")
+    if cookies_of is not None:
+        shopper.http.cookies.update(cookies_of.http.cookies)
+    return shopper
+
+
+def written_through(lab: Lab, mode: str, instance: str, user: str, cart: dict[int, int]) -> Shopper:
+    """``user`` logged in through ``instance`` alone, with ``cart`` put in their cart: a
+    session that instance wrote, for the others to read."""
+    writer = through(lab, mode, instance)
+    writer.login(user)
+    for product, quantity in cart.items():
+        assert writer.put_item(product, quantity).status_code == 200
+    return writer
+
+
+def read_through(
+    lab: Lab,
+    mode: str,
+    writer: Shopper,
+    instances: tuple[str, ...],
+    user: str,
+    cart: dict[int, int],
+) -> list[Shopper]:
+    """``writer``'s session read through each of ``instances`` directly: the same login and
+    cart, whichever instance asks. The readers, for a mode's own checks of their answers."""
+    readers = []
+    for instance in instances:
+        reader = through(lab, mode, instance, cookies_of=writer)
+        assert reader.cart() == cart
+        assert reader.whoami()["username"] == user
+        assert set(reader.served_by) == {instance}
+        readers.append(reader)
+    return readers
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -49,6 +49,7 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
         assert 0 < figures["ratios"]["cart_read"] <= 1.5
         assert 0 < figures["ratios"]["cart_write"] <= 1.5
         assert figures["session_bytes"] > 0
+        assert "error" not in figures["engine"], (mode, figures["engine"])  # app1's environment
         assert figures["kill"]["gets"] > 0 and figures["kill"]["writes"] > 0
         # nginx retries every GET the dead instance left unanswered; one whose
         # answer had begun (a window of microseconds) cannot be retried.

@@ -8,24 +8,15 @@ again, the node is empty.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from pymemcache.client.base import Client
 
 from sessions_lab.cluster.cluster import Cluster
-from tests.cluster.lab import Lab, Shopper
+from tests.cluster.lab import Shopper, read_through, through, written_through
 
 pytestmark = pytest.mark.cluster
 
 MODE = "memcached"
-
-
-def through(lab: Lab, instance: str) -> Shopper:
-    """A shopper that talks to one instance directly, past nginx."""
-    shopper = Shopper(lab, MODE)
-    shopper.lab = SimpleNamespace(url=f"http://127.0.0.1:{lab.process(instance)['port']}")
-    return shopper
 
 
 def node_of(shopper: Shopper) -> str:
@@ -50,18 +41,10 @@ def test_killing_memcached2_logs_out_exactly_the_users_hashed_to_it(make_lab) ->
     assert all(f"memcached{n}" in status for n in (1, 2, 3))
 
     # Written through app1, read through app2 and app3: the same node, the same session.
-    writer = through(lab, "app1")
-    writer.login("user1")
-    assert writer.put_item(1, 2).status_code == 200
+    writer = written_through(lab, MODE, "app1", "user1", {1: 2})
     home = node_of(writer)
-    for instance in ("app2", "app3"):
-        reader = through(lab, instance)
-        reader.http.cookies.update(writer.http.cookies)
-        answer = reader.call("GET", "/api/cart/")
-        assert answer.headers["X-Served-By"] == instance
-        assert answer.headers["X-Session-Node"] == home
-        assert reader.cart() == {1: 2}
-        assert reader.whoami()["username"] == "user1"
+    for reader in read_through(lab, MODE, writer, ("app2", "app3"), "user1", {1: 2}):
+        assert node_of(reader) == home  # every instance hashes the key to that node
 
     # Shoppers through nginx until some sessions are on memcached2 and some are not.
     shoppers: dict[str, tuple[Shopper, str]] = {}
@@ -104,13 +87,10 @@ def test_killing_memcached2_logs_out_exactly_the_users_hashed_to_it(make_lab) ->
 @pytest.mark.timeout(180)
 def test_a_scale_out_gets_no_node_and_hashes_as_the_others_do(make_lab) -> None:
     lab = make_lab("--mode", MODE, "--instances", "2")
-    writer = through(lab, "app1")
-    writer.login("user1")
-    assert writer.put_item(3, 1).status_code == 200
+    writer = written_through(lab, MODE, "app1", "user1", {3: 1})
     assert "app3 added" in Cluster(lab.run_dir).add("app3")  # as scale-out does it
     names = [p["name"] for p in lab.state()["processes"] if p["role"] == "memcached"]
     assert names == ["memcached1", "memcached2"]
-    reader = through(lab, "app3")
-    reader.http.cookies.update(writer.http.cookies)
+    reader = through(lab, MODE, "app3", cookies_of=writer)
     assert reader.call("GET", "/api/cart/").headers["X-Session-Node"] == node_of(writer)
     assert reader.cart() == {3: 1}

@@ -14,8 +14,7 @@ import redis
 
 from sessions_lab.cluster.network import redis_role
 from sessions_lab.waiting import wait_until
-from tests.cluster.lab import Lab, Shopper
-from tests.cluster.test_memcached import through
+from tests.cluster.lab import Lab, Shopper, read_through, through, written_through
 
 pytestmark = pytest.mark.cluster
 
@@ -45,14 +44,8 @@ def test_the_primary_dies_writes_wait_for_a_promoted_replica_and_nothing_is_lost
 
     # Written through app1 (to the primary, waiting for a replica), read through app2 and
     # app3 from their own replicas, which every one has.
-    writer = through(lab, "app1")
-    writer.login("user1")
-    assert writer.put_item(1, 2).status_code == 200
-    for instance in ("app2", "app3"):
-        reader = through(lab, instance)
-        reader.http.cookies.update(writer.http.cookies)
-        assert reader.cart() == {1: 2}
-        assert reader.whoami()["username"] == "user1"
+    writer = written_through(lab, MODE, "app1", "user1", {1: 2})
+    read_through(lab, MODE, writer, ("app2", "app3"), "user1", {1: 2})
     primary_keys = keys_on(lab.process("redis-primary")["port"])
     assert primary_keys > 0
     assert all(wait_until(lambda p=p: keys_on(p["port"]) == primary_keys, 5) for p in replicas)
@@ -88,12 +81,9 @@ def test_the_primary_dies_writes_wait_for_a_promoted_replica_and_nothing_is_lost
 @pytest.mark.timeout(180)
 def test_an_instance_whose_replica_died_reads_from_the_primary(make_lab) -> None:
     lab = make_lab("--mode", MODE, "--instances", "2")
-    writer = through(lab, "app1")
-    writer.login("user1")
-    assert writer.put_item(4, 3).status_code == 200
+    writer = written_through(lab, MODE, "app1", "user1", {4: 3})
     lab.cli("kill", "app2-replica")
-    reader = through(lab, "app2")
-    reader.http.cookies.update(writer.http.cookies)
+    reader = through(lab, MODE, "app2", cookies_of=writer)
     assert reader.cart() == {4: 3}
     assert reader.put_item(5, 1).status_code == 200
     lab.cli("start", "app2-replica")
