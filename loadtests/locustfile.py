@@ -98,6 +98,23 @@ def _lab_options(parser: Any) -> None:
         "re-apply its own change",
     )
     parser.add_argument(
+        "--tabs",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        env_var="LOCUST_TABS",
+        help="2: each shopper changes its cart from two tabs at the same moment, and counts "
+        "the acknowledged changes the cart then lacks (lost updates)",
+    )
+    parser.add_argument(
+        "--idle-pause",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_IDLE_PAUSE",
+        help="Every third shopper stops for this many seconds once, after a few steps, then "
+        "shops on (the idle-timeout scenario: longer than the shop's idle limit); 0: nobody",
+    )
+    parser.add_argument(
         "--users-out",
         default="",
         env_var="LOCUST_USERS_OUT",

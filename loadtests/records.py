@@ -69,6 +69,15 @@ class UserRecord:
     # and the right one when read again 0.5 s later (a replica behind its primary).
     # Still old then, the write was lost: a cart_mismatch, not a stale read.
     stale_reads: int = 0
+    # Two tabs (loadtests/two_tabs.py): cart writes the shop acknowledged, and
+    # those the cart no longer showed once both tabs were done (overwritten by
+    # the other tab's save of the whole session).
+    updates_acknowledged: int = 0
+    lost_updates: int = 0
+    # --idle-pause: when this user stopped sending requests (Unix time), and for
+    # how long; None: it never paused.
+    paused_at: float | None = None
+    paused_s: float = 0.0
     last_request_at: float | None = None  # Unix time: did it ask anything after a fault?
     # Each checkout the shop acknowledged (201): {"order", "total", "key"}; and the
     # Idempotency-Keys of checkouts no 201 acknowledged (no answer after every
@@ -135,6 +144,10 @@ class UserRecord:
             "unexpected": self.unexpected,
             "conflicts": self.conflicts,
             "stale_reads": self.stale_reads,
+            "updates_acknowledged": self.updates_acknowledged,
+            "lost_updates": self.lost_updates,
+            "paused_at": self.paused_at,
+            "paused_s": self.paused_s,
             "last_request_at": self.last_request_at,
             "orders": list(self.orders),
             "checkouts_unacknowledged": list(self.checkouts_unacknowledged),

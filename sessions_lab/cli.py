@@ -15,15 +15,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from sessions_lab.cluster.binaries import NGINX_STICKY_SINCE, BinaryNotFoundError, find_binary
 from sessions_lab.cluster.cluster import Cluster, LabError, LabFailure
-from sessions_lab.cluster.config import AFFINITIES, DATABASES, REDIS_PERSISTENCE, REPLICATION
+from sessions_lab.cluster.config import (
+    AFFINITIES,
+    DATABASES,
+    REDIS_PERSISTENCE,
+    REPLICATION,
+    ShopOptions,
+)
 from sessions_lab.cluster.control import SIGNALS, tail
 from sessions_lab.cluster.driver import DRIVERS
-from sessions_lab.cluster.network import redis_role
+from sessions_lab.console import doctor, print_status, print_up
 from sessions_lab.experiments.scenarios import SCENARIOS
+from sessions_lab.mode_settings import CART_STORES
 from sessions_lab.modes import MODE_NAMES
 
 TARGET_HELP = (
@@ -40,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--run-dir", default=".lab", type=Path, help="run folder (default: .lab)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(commands.add_parser, parents=[common])
-
     up = add("up", help="start the cluster; returns once all is healthy")
     up.add_argument("--mode", required=True, choices=MODE_NAMES)
     up.add_argument("--instances", type=int, default=3, help="app instances (default: 3)")
@@ -93,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     experiment = add(
-        "experiment", help="run a fault scenario per mode while Locust shops; write a report"
+        "experiment",
+        help="run a fault scenario per mode while Locust shops; write a report",
     )
     experiment.add_argument("--modes", default="all", help="all, or a list like sticky,redis")
     experiment.add_argument("--scenario", default="kill-one", choices=SCENARIOS)
@@ -128,19 +133,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="results folder (default: results/TIME-SCENARIO)"
     )
 
-    attack = add("attack", help="replay cookies and tokens after logout, forge tokens: per mode")
+    attack = add(
+        "attack",
+        help="replay cookies and tokens after logout, forge tokens, read stored sessions: per mode",
+    )
     attack.add_argument(
         "--mode", default="", help="all, or one mode (default: the running lab's mode)"
     )
     attack.add_argument("--port", type=int, default=8080, help="nginx port for labs it starts")
 
-    bench = add("bench", help="requests/s and latency per mode, as ratios to a no-session page")
+    bench = add(
+        "bench",
+        help="requests/s and latency per mode, as ratios to a no-session page",
+    )
     bench.add_argument("--modes", default="all", help="all, or a list like sticky,redis")
     bench.add_argument("--duration", type=int, default=15, help="seconds per page (default: 15)")
     bench.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
     bench.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
     bench.add_argument("--out", type=Path, help="results folder (default: results/TIME-bench)")
+    for command in (up, experiment, bench, attack):
+        add_shop_options(command)
     return parser
+
+
+def add_shop_options(command: argparse.ArgumentParser) -> None:
+    """What the shop does with its state in any mode (``ShopOptions``): one group, last."""
+    shop = command.add_argument_group("shop options (any mode)")
+    shop.add_argument(
+        "--cart-store",
+        choices=CART_STORES,
+        default="session",
+        help="where a logged-in user's cart lives: in the session, saved whole (default), "
+        "or rows: database rows per line in every mode (no lost updates)",
+    )
+    shop.add_argument(
+        "--encrypt-sessions",
+        action="store_true",
+        help="encrypt every stored session (Fernet) under the run folder's key",
+    )
+    shop.add_argument(
+        "--session-idle",
+        type=seconds,
+        metavar="S",
+        help="log a user out after S seconds without a request (default: two days)",
+    )
+    shop.add_argument(
+        "--session-absolute",
+        type=seconds,
+        metavar="S",
+        help="log a user out S seconds after their login, however active (default: never)",
+    )
+
+
+def seconds(text: str) -> int:
+    """A timeout on the command line: a whole, positive number of seconds."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1 or more")
+    return int(text)
+
+
+def shop_options(args: argparse.Namespace) -> ShopOptions:
+    return ShopOptions(
+        cart_store=args.cart_store,
+        encrypt_sessions=args.encrypt_sessions,
+        session_idle=args.session_idle,
+        session_absolute=args.session_absolute,
+    )
 
 
 def attack(args: argparse.Namespace) -> int:
@@ -151,7 +209,11 @@ def attack(args: argparse.Namespace) -> int:
         if not cluster.is_running():
             raise LabError("no lab is running: `sessions-lab up --mode M` first, or pass --mode")
         state = cluster.status()
-        results = {state["mode"]: run_attacks(state["url"].rstrip("/"), state["mode"])}
+        results = {
+            state["mode"]: run_attacks(
+                state["url"].rstrip("/"), state["mode"], run_dir=args.run_dir
+            )
+        }
     else:
         modes = list(MODE_NAMES) if args.mode == "all" else [args.mode]
         unknown = [m for m in modes if m not in MODE_NAMES]
@@ -159,9 +221,9 @@ def attack(args: argparse.Namespace) -> int:
             raise LabError(f"unknown mode {unknown[0]}: use all or one of {', '.join(MODE_NAMES)}")
         results = {}
         for mode in modes:
-            state = cluster.up(mode, instances=3, port=args.port)
+            state = cluster.up(mode, instances=3, port=args.port, shop=shop_options(args))
             try:
-                results[mode] = run_attacks(state["url"].rstrip("/"), mode)
+                results[mode] = run_attacks(state["url"].rstrip("/"), mode, run_dir=args.run_dir)
             finally:
                 cluster.down()
     print(table(results))
@@ -185,6 +247,7 @@ def bench(args: argparse.Namespace) -> int:
             port=args.port,
             run_dir=args.run_dir,
             out=out,
+            shop=shop_options(args),
         )
     except WrkMissingError as error:
         raise LabError(str(error)) from None
@@ -218,6 +281,7 @@ def experiment(args: argparse.Namespace) -> int:
         db=args.db,
         redis_persistence=args.redis_persistence,
         replication=args.replication,
+        shop=shop_options(args),
         seed=args.seed,
         conditional_writes=args.conditional_writes,
         port=args.port,
@@ -225,6 +289,9 @@ def experiment(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         driver=args.driver,
     )
+    refusal = run.scenario.refusal(run.options())
+    if refusal:
+        raise LabError(refusal)
     try:
         summary = run.run()
     except ExperimentError as error:
@@ -242,81 +309,6 @@ def experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_up(state: dict[str, Any]) -> None:
-    apps = [p for p in state["processes"] if p["role"] == "app"]
-    print(
-        f"sessions lab is up: {state['url']}  (mode {state['mode']}, {len(apps)} instances, "
-        f"affinity {state['affinity']}, db {state['db']})"
-    )
-    for note in state.get("notes", []):
-        print(f"note: {note}")
-    if state.get("dashboard_url"):
-        print(f"Dashboard: {state['dashboard_url']}  (live requests, faults, session losses)")
-    victim = apps[1]["name"] if len(apps) > 1 else apps[0]["name"]
-    print(
-        f"Break it: sessions-lab kill {victim}   ·   status: sessions-lab status   ·   "
-        "stop: sessions-lab down"
-    )
-    nodes = [p["name"] for p in state["processes"] if p["role"] == "memcached"]
-    if nodes:
-        print(
-            f"Cache nodes: {', '.join(nodes)} (X-Session-Node says whose session is where); "
-            f"sessions-lab kill {nodes[min(1, len(nodes) - 1)]} loses the sessions hashed to it"
-        )
-    if any(p["role"] == "sentinel" for p in state["processes"]):
-        print(
-            "Replication: each instance reads its own appN-replica and writes to the primary "
-            "the Sentinels name; sessions-lab kill redis-primary makes them promote a replica"
-        )
-
-
-def print_status(state: dict[str, Any]) -> None:
-    supervisor = "running" if state["supervisor"]["running"] else "not running"
-    print(
-        f"{state['url']}  mode {state['mode']}  affinity {state['affinity']}  db {state['db']}  "
-        f"phase {state['phase']}  supervisor {supervisor}"
-    )
-    print(f"{'NAME':<14}{'PID':>8}{'PORT':>7}  {'STATUS':<13}{'HEALTHY':<9}LAST EXIT")
-    for process in state["processes"]:
-        status = process["status"] + ("*" if process.get("drained") else "")
-        exit_cause = (process.get("exit") or {}).get("cause", "")
-        print(
-            f"{process['name']:<14}{process['pid'] or '-':>8}{process['port']:>7}  "
-            f"{status:<13}{'yes' if process['healthy'] else 'no':<9}{exit_cause}"
-        )
-    servers = [p for p in state["processes"] if p["role"] in ("primary", "replica")]
-    primaries = [p["name"] for p in servers if p["pid"] and redis_role(p["port"]) == "master"]
-    if servers:
-        print(f"primary now: {', '.join(primaries) or 'none (the Sentinels are electing one)'}")
-    if any(process.get("drained") for process in state["processes"]):
-        print("* drained: out of nginx until `sessions-lab start NAME`")
-
-
-# Binaries only some modes need: missing, they are reported but fail no check.
-ONLY_FOR = {"memcached": "only --mode memcached needs it"}
-
-
-def doctor() -> int:
-    ok = True
-    for role in ("nginx", "redis", "postgres", "memcached"):
-        try:
-            binary = find_binary(role)
-        except BinaryNotFoundError as error:
-            optional = f" ({ONLY_FOR[role]})" if role in ONLY_FOR else ""
-            print(f"{role:<9} MISSING  {error}{optional}")
-            ok = ok and role in ONLY_FOR
-            continue
-        print(f"{role:<9} {binary.version_text:<8} {binary.source:<26} {binary.path}")
-        if role == "nginx" and binary.version < NGINX_STICKY_SINCE:
-            print(
-                "          no open-source `sticky`: --affinity cookie falls back to a hashed "
-                "cookie; learn and route cannot be shown"
-            )
-    if os.geteuid() == 0:
-        print("running as root: PostgreSQL will run as `nobody` (it refuses root)")
-    return 0 if ok else 1
-
-
 def run(args: argparse.Namespace) -> int:
     cluster = Cluster(args.run_dir)
     if args.command == "up":
@@ -329,6 +321,7 @@ def run(args: argparse.Namespace) -> int:
             redis_persistence=args.redis_persistence,
             demo_users=args.demo_users,
             replication=args.replication,
+            shop=shop_options(args),
         )
         print_up(state)
     elif args.command == "status":

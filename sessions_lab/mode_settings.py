@@ -22,8 +22,15 @@ MIDDLEWARE_HEAD = [
 ]
 MIDDLEWARE_SESSION = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Inside it, so a session read under an older encryption key is marked
+    # changed before SessionMiddleware decides whether to save it.
+    "shop.sessions.encryption.KeyRotationMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # --session-absolute and --session-idle (shop/timeouts.py): each removes
+    # itself at start-up while its limit is unset, so costs nothing then.
+    "shop.timeouts.AbsoluteTimeoutMiddleware",
+    "shop.timeouts.IdleTimeoutMiddleware",
 ]
 MIDDLEWARE_JWT = [
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -60,6 +67,9 @@ def redis_cache(env: Mapping[str, str]) -> dict[str, Any]:
         "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # A session as the session serializer wrote it (JSON, or a Fernet
+            # token), not pickled: what `redis-cli GET` shows is what is stored.
+            "SERIALIZER": "shop.sessions.cache.KeptAsBytes",
             # A dead Redis must show up quickly, not hang each request.
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
@@ -107,6 +117,11 @@ def memcached_nodes(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# --cart-store: where a logged-in user's cart lives. "session": in the session,
+# as one value saved whole (the last save of two concurrent requests wins);
+# "rows": one database row per cart line in every mode, as jwt mode always
+# keeps it (two requests changing different lines both keep their change).
+CART_STORES = ("session", "rows")
 SENTINEL_SERVICE = "sessions"  # the name the Sentinels monitor the primary under
 REPLICATION_CHOICES = ("async", "sync")
 WAIT_MS = 1000  # --replication sync: how long a save waits for a replica's acknowledgement

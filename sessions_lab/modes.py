@@ -193,6 +193,16 @@ class Mode:
         return self.session_engine is None
 
     @property
+    def saves_cart_whole(self) -> bool:
+        """A logged-in cart is one value of the session, loaded and saved whole with it.
+
+        So of two requests changing it at once, the last to save wins and the
+        other's change is lost. False in ``jwt`` mode, whose cart is database
+        rows per line (as in every mode with ``CART_STORE=rows``).
+        """
+        return self.session_engine is not None
+
+    @property
     def logout_while_store_down_text(self) -> str:
         """``logout_while_store_down`` in a few words: the README's table, the inspector, ``attack``."""
         if self.logout_while_store_down is OutageLogout.COPY_SURVIVES:
@@ -235,7 +245,9 @@ MODES: dict[str, Mode] = {
             summary="Fastest; an instance's death logs out everyone pinned to it.",
             store="local memory of one instance",
             load_balancing=LoadBalancing.AFFINITY,
-            session_engine="django.contrib.sessions.backends.cache",
+            # Django's cache engine, storing the session serializer's bytes:
+            # see shop/sessions/cache.py.
+            session_engine="shop.sessions.cache",
             session_cache=locmem_cache,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.NONE,
@@ -336,7 +348,9 @@ MODES: dict[str, Mode] = {
             "exactly the sessions hashed to it.",
             store="the memcached node its key hashes to (one node per instance)",
             load_balancing=LoadBalancing.ROUND_ROBIN,
-            session_engine="django.contrib.sessions.backends.cache",
+            # Django's cache engine, storing the session serializer's bytes:
+            # see shop/sessions/cache.py.
+            session_engine="shop.sessions.cache",
             session_cache=memcached_nodes,
             credential=Credential.SESSION_ID,
             store_server=StoreServer.MEMCACHED,

@@ -12,7 +12,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from sessions_lab.mode_settings import CART_STORES
 from sessions_lab.modes import get_mode
+from sessions_lab.timeout_settings import timeout_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -145,7 +147,22 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 2
 # JSON, never pickle: a leaked SECRET_KEY must not become remote code execution.
-SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+# Encrypted with Fernet when SESSION_ENCRYPTION_KEYS is set, in every store and
+# the cookie mode's cookie: signed is not secret (shop/sessions/encryption.py).
+SESSION_SERIALIZER = "shop.sessions.encryption.SessionSerializer"
+# Fernet keys, comma-separated, newest first (sessions are written under the
+# first, read under any); empty: sessions are stored as plain JSON. Every
+# instance must share them; a malformed one stops the instance at start-up.
+SESSION_ENCRYPTION_KEYS = [
+    key.strip() for key in os.environ.get("SESSION_ENCRYPTION_KEYS", "").split(",") if key.strip()
+]
+# Where a logged-in user's cart lives (shop/cart.py): in the session, or in
+# rows per user in every mode. Anonymous carts live in the session either way.
+CART_STORE = os.environ.get("CART_STORE", "session")
+if CART_STORE not in CART_STORES:
+    raise ImproperlyConfigured(
+        f"CART_STORE={CART_STORE!r}: choose one of {', '.join(CART_STORES)}."
+    )
 # Messages live in their own cookie, so showing "added to cart" never writes
 # a server session (jwt mode has none).
 MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
@@ -206,6 +223,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# ------------------------------------------------------------------ session timeouts
+# SESSION_IDLE_S and SESSION_ABSOLUTE_S (--session-idle, --session-absolute):
+# whole seconds, or unset for none. With an idle limit, also the session age
+# and the token lifetimes that enforce it (sessions_lab/timeout_settings.py).
+# The shop enforces the rest, per mode (shop/timeouts.py).
+try:
+    globals().update(timeout_settings(os.environ, SIMPLE_JWT))
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 # ------------------------------------------------------------------ session mode
 # Last, because it decides the middleware, the API authentication, the

@@ -297,11 +297,49 @@ def _active_user_cart_sql(alias: str) -> str:
     )
 
 
+def keeps_carts_in_rows() -> bool:
+    """``CART_STORE=rows``: a logged-in user's cart is rows in every mode, not a session value."""
+    return settings.CART_STORE == "rows"
+
+
+def session_cart(session: Any) -> Cart | None:
+    """A session mode's cart read: the session's own, or the rows of the user it names
+    (``CART_STORE=rows``; None if that user may no longer log in)."""
+    from django.contrib.auth import SESSION_KEY
+
+    user_id = session.get(SESSION_KEY) if keeps_carts_in_rows() else None
+    return SessionCartStore(session).load() if user_id is None else active_user_cart(user_id)
+
+
 def cart_store_for(request: Any) -> CartStore | None:
-    """The store for this request's cart, or None where the mode needs a login first."""
+    """The store for this request's cart, or None where the mode needs a login first.
+
+    A logged-in user's cart is rows in ``jwt`` mode (no session) and with
+    ``CART_STORE=rows``; every other cart lives in the session.
+    """
     session = getattr(request, "session", None)
-    if session is not None:
+    if session is not None and not keeps_carts_in_rows():
         return SessionCartStore(session)
     if request.user.is_authenticated:
         return UserCartStore(request.user)
-    return None
+    return SessionCartStore(session) if session is not None else None
+
+
+def move_session_cart_to_rows(request: Any, user: Any) -> None:
+    """At login with ``CART_STORE=rows``: what the visitor put in the cart joins the user's rows.
+
+    A line already in the rows keeps the larger quantity (set, never added:
+    a login sent twice cannot double a line). The session's copy goes, so
+    one cart is all the user ever sees.
+    """
+    session = getattr(request, "session", None)
+    if session is None or not keeps_carts_in_rows() or SessionCartStore.key not in session:
+        return
+    visitor = Cart.from_dict(session.pop(SessionCartStore.key))
+    if not len(visitor):
+        return
+    store = UserCartStore(user)
+    cart = store.load()
+    for product_id, quantity in visitor:
+        cart.set(product_id, max(quantity, cart.quantity(product_id)))
+    store.save(cart)

@@ -6,29 +6,72 @@ which server holds the session, whether the database backs it) rather than
 its name; and what a logout does while that server is down, in the
 registry's own words, so a user who cannot log out knows why. Session keys are shown shortened: the full key is a credential and
 does not belong in a page.
+
+``stored_as`` shows the session as its store holds it — the Redis or
+memcached value, the ``django_session`` row's data, the cookie — so a
+student sees plain JSON, or a signed value whose payload decodes to JSON
+with no key at all (signed is not secret), and with
+``SESSION_ENCRYPTION_KEYS`` a Fernet token (``gAAAAA…``) in its place. It
+is the engine's own encoding of the session as this request leaves it, so
+the form and the size are the store's; the ciphertext differs from the
+stored copy's byte for byte, as every encryption draws a fresh IV. Only a
+prefix is shown, and of a signed value only its payload: the signature at
+its end is what makes a cookie a credential.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.core.cache import caches
 from django.http import HttpRequest
 
 from sessions_lab.modes import Credential, StoreServer, get_mode
 from shop.session_node import node_of
+from shop.sessions.encryption import encryption_on
+
+PREVIEW_CHARACTERS = 48
 
 
 def _short(key: str | None) -> str:
     return f"{key[:8]}…" if key else ""
 
 
+def _prefix(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARACTERS else f"{text[:PREVIEW_CHARACTERS]}…"
+
+
+def stored_as(stored: str | bytes, signed: bool) -> dict[str, Any]:
+    """A prefix of ``stored`` as its store holds it; of a ``signed`` value (Django's
+    ``payload:timestamp:signature``) the payload only, and what it decodes to without a key."""
+    text = stored if isinstance(stored, str) else stored.decode("latin-1")
+    shown = text.split(":", 1)[0] if signed else text
+    described: dict[str, Any] = {"preview": _prefix(shown), "encrypted": encryption_on()}
+    if signed:
+        described["decoded"] = _prefix(decoded_payload(shown).decode("latin-1"))
+    return described
+
+
+def decoded_payload(payload: str) -> bytes:
+    """The start of a signed payload as anyone reads it: base64, then zlib where it begins with
+    a dot. No key is needed: a signature keeps a value from being changed, not from being read."""
+    data = signing.b64_decode(payload.removeprefix(".").encode())
+    if not payload.startswith("."):
+        return data[: PREVIEW_CHARACTERS + 1]
+    try:
+        return zlib.decompressobj().decompress(data, PREVIEW_CHARACTERS + 1)
+    except zlib.error:
+        return b""
+
+
 def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]:
     """Where this request's session lives and how big it is; ``bearer``: a token from the header."""
     mode = get_mode(settings.SESSION_MODE)
-    info: dict[str, Any] = {"store": mode.store, "bytes": 0}
+    info: dict[str, Any] = {"store": mode.store, "bytes": 0, "stored_as": None}
     if mode.credential is Credential.JWT:
         token, carrier = bearer, "Authorization header"
         if token is None:
@@ -55,9 +98,17 @@ def describe_session(request: HttpRequest, bearer: Any = None) -> dict[str, Any]
         info.update(
             bytes=len(value), text=f"cookie, {len(value)} bytes" if value else "no cookie yet"
         )
+        if value:
+            info["stored_as"] = stored_as(value, signed=True)
         return info
-    encoded = session.encode(data) if data else ""
+    # A row holds the session encoded (signed); a cache or Valkey the serializer's bytes.
+    in_a_row = mode.store_server is StoreServer.DATABASE
+    encoded = (
+        "" if not data else session.encode(data) if in_a_row else session.serializer().dumps(data)
+    )
     info.update(bytes=len(encoded), key=_short(key))
+    if encoded:
+        info["stored_as"] = stored_as(encoded, signed=in_a_row)
     if not key:
         info["text"] = "no session yet (nothing stored)"
     elif mode.store_server is StoreServer.DATABASE:

@@ -6,6 +6,13 @@ refresh tokens in HttpOnly, SameSite=Lax cookies — which makes them
 cookie-authenticated, so their form posts carry CSRF tokens like any other.
 An expired access token is refreshed from the refresh cookie (rotating it).
 
+With ``SESSION_ABSOLUTE_S`` set, a token pair carries the time of its login
+(``login_at``, from ``issue_tokens``): simplejwt keeps a refresh token's
+claims when it rotates it and copies them into each new access token, so
+every token of that login carries it, and each is refused once that login
+is older than the limit (``shop/timeouts.py``): the access token on every
+use, remembered or not, and a refresh (``LoginLimitedRefreshToken``).
+
 The access-token check itself (``RememberedJWTAuthentication``) lives here
 too, and the API's bearer authentication builds on it: the pages are the
 shop's core and the API one of its clients, so the API imports from here and
@@ -28,6 +35,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import AccessToken, BlacklistMixin, RefreshToken, Token
 
+from shop.timeouts import LOGIN_AT_CLAIM, TOO_OLD, login_time, past_absolute_limit
 from shop.verified import VerifiedValues
 
 # Access tokens this process has verified (see shop/verified.py). Access tokens
@@ -49,7 +57,24 @@ class RememberedJWTAuthentication(JWTAuthentication):
                 # simplejwt's rule: expired once ``exp`` plus the leeway has passed.
                 leeway = token.get_token_backend().get_leeway().total_seconds()
                 VERIFIED_TOKENS.add(raw_token, token, expires_at=token["exp"] + leeway)
+        if past_absolute_limit(token.get(LOGIN_AT_CLAIM)):  # on every use: remembered or not
+            raise InvalidToken(TOO_OLD)
         return token
+
+
+class LoginLimitedRefreshToken(RefreshToken):
+    """simplejwt's refresh token, refused once the login it carries is older than the limit."""
+
+    def verify(self) -> None:
+        super().verify()  # signature, exp, blacklist
+        if past_absolute_limit(self.get(LOGIN_AT_CLAIM)):
+            raise TokenError(TOO_OLD)
+
+
+class TokenRefresh(TokenRefreshSerializer):
+    """simplejwt's refresh (rotating, blacklisting the old one), within the absolute limit."""
+
+    token_class = LoginLimitedRefreshToken
 
 
 def set_token_cookies(response: HttpResponse, access: str, refresh: str) -> None:
@@ -70,7 +95,10 @@ def delete_token_cookies(response: HttpResponse) -> None:
 
 
 def issue_tokens(user: Any) -> tuple[str, str]:
+    """A new login's access and refresh token (the API's token view, the pages' login)."""
     refresh = RefreshToken.for_user(user)
+    if settings.SESSION_ABSOLUTE_S is not None:
+        refresh[LOGIN_AT_CLAIM] = login_time()  # before the access token copies the claims
     return str(refresh.access_token), str(refresh)
 
 
@@ -124,7 +152,7 @@ class JWTCookieMiddleware:
 
     def _refreshed_access(self, raw_refresh: str, outcome: dict[str, Any]) -> AccessToken | None:
         """A new access token from the refresh cookie; the refresh token rotates with it."""
-        serializer = TokenRefreshSerializer(data={"refresh": raw_refresh})
+        serializer = TokenRefresh(data={"refresh": raw_refresh})
         try:
             serializer.is_valid(raise_exception=True)
         except (InvalidToken, TokenError, ValidationError, AuthenticationFailed):

@@ -230,3 +230,26 @@ def test_the_load_clock_starts_when_the_first_timeline_second_says(tmp_path: Pat
     assert load_origin(timeline) is None
     timeline.write_text('{"t": 0, "at": 1000.5, "requests": 3}\n{"t": 1, "at": 1001.5}\n')
     assert load_origin(timeline) == 1000.5
+
+
+def test_the_table_shows_two_tabs_and_pauses_only_where_a_mode_measured_them(
+    tmp_path: Path,
+) -> None:
+    users = [
+        user("user1", "app1") | {"updates_acknowledged": 12, "lost_updates": 4},
+        user("user2", "app2") | {"paused_at": 5.0, "paused_s": 10.0, "lost": True},
+    ]
+    write_run(tmp_path / "redis", users, [second(t) for t in range(5)])
+    result = summarise_mode(ModeRun(tmp_path / "redis", [], False, 0), "x", lambda r: "")
+    assert (result["updates_acknowledged"], result["lost_updates"]) == (12, 4)
+    assert (result["users_paused"], result["users_paused_logged_out"]) == (1, 1)
+    summary = summary_of("redis") | {"modes": {"redis": result}}
+    text = markdown(summary)
+    assert "| cart updates lost / acknowledged (two tabs) | paused shoppers" in text
+    assert "| 4 / 12 | 1 / 1; 0 |" in text
+    assert "Two tabs: 4 of 12 cart updates" in text
+
+    plain = summary_of("redis") | {
+        "modes": {"redis": result | {"updates_acknowledged": 0, "users_paused": 0}}
+    }
+    assert "two tabs" not in markdown(plain) and "paused" not in markdown(plain)

@@ -96,7 +96,7 @@ def logged_in_session() -> str:
 
 
 def copy_in_redis(key: str) -> dict[str, Any] | None:
-    return caches["sessions"].get(SessionStore.cache_key_prefix + key)
+    return SessionStore()._cache.get(SessionStore.cache_key_prefix + key)  # read as the engine does
 
 
 def row(key: str) -> dict[str, Any] | None:

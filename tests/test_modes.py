@@ -120,7 +120,8 @@ def test_cookie_flags_follow_cookie_secure(settings) -> None:
 
     assert shop_settings.SESSION_COOKIE_HTTPONLY is True
     assert shop_settings.SESSION_COOKIE_SAMESITE == "Lax"
-    assert shop_settings.SESSION_SERIALIZER.endswith("JSONSerializer")
+    # JSON, never pickle (encrypted with keys set: tests/test_session_encryption.py).
+    assert shop_settings.SESSION_SERIALIZER == "shop.sessions.encryption.SessionSerializer"
     assert shop_settings.SESSION_COOKIE_SECURE is False  # the test run sets COOKIE_SECURE=0
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
-from sessions_lab.experiments.report import markdown, server_notes
+from sessions_lab.experiments.notes import server_notes
+from sessions_lab.experiments.report import markdown
 from sessions_lab.experiments.results import ModeRun, summarise_mode
 from sessions_lab.experiments.scenarios import get_scenario, verdict
 from tests.test_experiment_results import second, write_run

@@ -7,7 +7,8 @@ engine-specific tests, Django's session contract (what its own
 ``SessionTestsMixin`` checks of every backend, restated here: that mixin
 ships with Django's test suite, not its package) runs against each of the
 shop's engines and, as the reference, Django's own — once through the sync
-methods and once through their async twins, which must behave alike.
+methods and once through their async twins, which must behave alike — and
+the shop's engines once more with sessions encrypted (SESSION_ENCRYPTION_KEYS).
 """
 
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from cryptography.fernet import Fernet
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as DjangoCookieStore
@@ -170,6 +172,8 @@ def test_a_remembered_cookie_is_forgotten_once_older_than_the_session_age(
 ENGINES = [
     ("shop.sessions.db", "db"),
     ("shop.sessions.cache", "redis"),
+    ("shop.sessions.cache", "sticky"),
+    ("shop.sessions.cache", "memcached"),
     ("shop.sessions.cached_db", "cached_db"),
     ("shop.sessions.cookie", "cookie"),
     # Django's own, the reference the contract is checked against.
@@ -185,23 +189,35 @@ ENGINES = [
 ]
 # The async twin of each session method the contract calls, where its name is not a + name.
 ASYNC_NAMES = {"__setitem__": "aset", "__contains__": "ahas_key"}
+# The shop's engines run the contract a second time with sessions encrypted: (engine,
+# mode, keys). Django's own are the reference, run in clear.
+ENCRYPTION_KEYS = [Fernet.generate_key().decode(), Fernet.generate_key().decode()]
+CASES = [(engine, mode, []) for engine, mode in ENGINES] + [
+    (engine, mode, ENCRYPTION_KEYS) for engine, mode in ENGINES if engine.startswith("shop.")
+]
 
 Store = type[SessionBase]
 Call = Callable[..., Any]
 
 
-def engine_id(engine_and_mode: tuple[str, str]) -> str:
-    engine, mode = engine_and_mode
+def engine_id(case: tuple[str, str, list[str]]) -> str:
+    engine, mode, keys = case
     name = ("shop." if engine.startswith("shop.") else "django.") + engine.rsplit(".", 1)[1]
-    return f"{name}-{mode}"
+    return f"{name}-{mode}" + ("-encrypted" if keys else "")
 
 
-@pytest.fixture(params=ENGINES, ids=engine_id)
-def store(request: pytest.FixtureRequest, use_mode) -> Store:
-    """A session engine, with the mode's settings (its Redis, its nodes, its database) applied."""
-    engine, mode = request.param
+def engine_in_mode(case: tuple[str, str, list[str]], use_mode, settings) -> Store:
+    """The engine, with the mode's settings (its Redis, its nodes, its database) and keys applied."""
+    engine, mode, keys = case
     use_mode(mode)
+    settings.SESSION_ENCRYPTION_KEYS = keys
     return import_module(engine).SessionStore
+
+
+@pytest.fixture(params=CASES, ids=engine_id)
+def store(request: pytest.FixtureRequest, use_mode, settings) -> Store:
+    """A session engine in its mode, its sessions stored in clear or encrypted."""
+    return engine_in_mode(request.param, use_mode, settings)
 
 
 def through(flavour: str) -> Call:
@@ -223,19 +239,15 @@ def call(request: pytest.FixtureRequest) -> Call:
 
 
 # A signed cookie has no server record: nothing to find, delete or rotate on a server.
-SERVER_ENGINES = [
-    (engine, mode)
-    for engine, mode in ENGINES
-    if not issubclass(import_module(engine).SessionStore, DjangoCookieStore)
+SERVER_CASES = [
+    case for case in CASES if not issubclass(import_module(case[0]).SessionStore, DjangoCookieStore)
 ]
 
 
-@pytest.fixture(params=SERVER_ENGINES, ids=engine_id)
-def server_store(request: pytest.FixtureRequest, use_mode) -> Store:
+@pytest.fixture(params=SERVER_CASES, ids=engine_id)
+def server_store(request: pytest.FixtureRequest, use_mode, settings) -> Store:
     """An engine that keeps its sessions on a server (all but the signed cookies)."""
-    engine, mode = request.param
-    use_mode(mode)
-    return import_module(engine).SessionStore
+    return engine_in_mode(request.param, use_mode, settings)
 
 
 def untouched(session: SessionBase) -> SessionBase:

@@ -28,8 +28,9 @@ from typing import Any
 
 from sessions_lab import order_audit as orders
 from sessions_lab.bench import wrk
+from sessions_lab.cluster.apps import app_env
 from sessions_lab.cluster.cluster import Cluster
-from sessions_lab.cluster.config import REPLICATION
+from sessions_lab.cluster.config import REPLICATION, ShopOptions
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.shop_client import Client
@@ -90,20 +91,14 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
 
 def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any]:
     """The session engine alone (bench/engines.py), in a process of its own for this mode."""
-    config = cluster.run.read_config()
     env = {
-        **os.environ,
+        # app1's own environment (its stores: Redis, the memcached nodes, the
+        # Sentinels and its replica; the run's keys), so the engine measured is
+        # the one an instance runs, configured the same way.
+        **app_env(cluster.run.read_config(), cluster.run, "app1"),
         "DEBUG": "1",
+        # A database file of its own: the measurement's writes stay out of the shop's.
         "DATABASE_URL": f"sqlite:///{cluster.run.bench_sqlite}",
-        "REDIS_URL": f"redis://127.0.0.1:{config.redis_port or 6380}/0",
-        # The lab's own nodes, in node order, as every instance lists them.
-        "MEMCACHED_SERVERS": config.memcached_servers,
-        # replicated: the Sentinels, and app1's replica to read from.
-        "REDIS_SENTINELS": config.sentinels,
-        "REDIS_REPLICA_URL": (
-            f"redis://127.0.0.1:{config.replica_ports[0]}/0" if config.replica_ports else ""
-        ),
-        "SESSION_REPLICATION": config.replication,
     }
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "sessions_lab.bench.engines", mode, str(seconds)],
@@ -290,6 +285,7 @@ def bench(
     port: int = 8080,
     run_dir: Path = Path(".lab"),
     out: Path,
+    shop: ShopOptions | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
     wrk_version = subprocess.run(  # noqa: S603
@@ -297,12 +293,13 @@ def bench(
     ).stdout.splitlines()[0]
     result: dict[str, Any] = {
         # 2: a replicated mode is measured twice, "replicated" (async) and "replicated (sync)",
-        # each with its "replication".
-        "schema_version": 2,
+        # each with its "replication". 3: the shop's options, "cart_store" and "encrypt_sessions".
+        "schema_version": 3,
         "generator": wrk_version.split(" [")[0],
         "duration_s": duration,
         "connections": connections,
         "instances": instances,
+        **asdict(shop or ShopOptions()),
         "cores": os.cpu_count(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "modes": {},
@@ -313,7 +310,12 @@ def bench(
         say(f"[{name}] starting {instances} instances")
         cluster = Cluster(run_dir)
         state = cluster.up(
-            mode, instances=instances, port=port, demo_users=10, replication=replication
+            mode,
+            instances=instances,
+            port=port,
+            demo_users=10,
+            replication=replication,
+            shop=shop,
         )
         try:
             clients = [
@@ -346,7 +348,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"{result['generator']}, {result['connections']} connections, {result['duration_s']} s a page "
         f"in {ROUNDS} interleaved rounds, "
-        f"{result['instances']} instances behind nginx, {result['cores']} cores",
+        f"{result['instances']} instances behind nginx, {result['cores']} cores"
+        + "".join(f", {option}" for option in [ShopOptions.from_dict(result).describe()] if option),
         "",
         "| mode | /healthz req/s | cart read req/s (×healthz) | p50 / p99 ms | cart write req/s (×healthz) | p50 / p99 ms | session bytes/request | engine µs |",
         "|---|---|---|---|---|---|---|---|",

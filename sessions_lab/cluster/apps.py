@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.config import ENCRYPTION_KEY, LabConfig, RunFolder
 from sessions_lab.cluster.processes import ProcessSpec
 from sessions_lab.modes import LoadBalancing, get_mode
 from sessions_lab.paths import PROJECT_ROOT
@@ -37,7 +37,10 @@ def database_url(config: LabConfig, run: RunFolder) -> str:
 def app_env(config: LabConfig, run: RunFolder, instance: str) -> dict[str, str]:
     """The environment of instance ``instance`` (and of the preparing commands)."""
     env = dict(os.environ)
-    env.update(run.keys())
+    keys = run.keys()
+    encryption_key = keys.pop(ENCRYPTION_KEY)
+    env.update(keys)
+    env.update(config.shop.env(encryption_key))
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "sessions_lab.settings",

@@ -34,6 +34,7 @@ from sessions_lab.cluster.config import (
     SENTINELS,
     LabConfig,
     RunFolder,
+    ShopOptions,
     checked_config,
     write_json_atomically,
 )
@@ -98,9 +99,12 @@ class Cluster:
         redis_persistence: str = "none",
         demo_users: int = 10,
         replication: str = "async",
+        shop: ShopOptions | None = None,
     ) -> dict[str, Any]:
         """Start the cluster and return its state once every process is healthy."""
-        config = checked_config(mode, instances, affinity, db, port, redis_persistence, replication)
+        config = checked_config(
+            mode, instances, affinity, db, port, redis_persistence, replication, shop
+        )
         config.demo_users = demo_users
         if self.is_running():
             raise LabError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from sessions_lab.cluster.compose_files import (
     SENTINEL_PORT,
     SQLITE_URL,
     app_services,
+    encryption_key,
     memcached_services,
     read_env,
     render_deploy,
@@ -39,7 +41,7 @@ from sessions_lab.cluster.compose_files import (
     sentinel_services,
     write_env,
 )
-from sessions_lab.cluster.config import RunFolder, checked_config
+from sessions_lab.cluster.config import ENCRYPTION_KEY, RunFolder, ShopOptions, checked_config
 from sessions_lab.cluster.control import SIGNALS, STOP_TIMEOUT
 from sessions_lab.cluster.errors import LabError, LabFailure
 from sessions_lab.cluster.replication import PRIMARY
@@ -144,10 +146,13 @@ class ComposeCluster:
         redis_persistence: str = "none",
         demo_users: int = 10,
         replication: str = "async",
+        shop: ShopOptions | None = None,
     ) -> dict[str, Any]:
         """Render, write the choices into ``deploy/.env``, ``up --wait``; the status once healthy."""
         # The native `up`'s checks, word for word.
-        config = checked_config(mode, instances, affinity, db, port, redis_persistence, replication)
+        config = checked_config(
+            mode, instances, affinity, db, port, redis_persistence, replication, shop
+        )
         defined = app_services(self.deploy_dir)
         if instances != len(defined):
             raise LabError(
@@ -165,6 +170,9 @@ class ComposeCluster:
                 "LAB_REPLICATION": config.replication,
                 "DATABASE_URL": POSTGRES_URL if db == "postgres" else SQLITE_URL,
                 "LAB_DEMO_USERS": str(demo_users),
+                # Kept across runs, like SECRET_KEY; handed to the shop only with --encrypt-sessions.
+                ENCRYPTION_KEY: (key := encryption_key(self.deploy_dir)),
+                **config.shop.env(key),
             },
             self.deploy_dir,
         )
@@ -332,6 +340,7 @@ class ComposeCluster:
             "mode": env.get("SESSION_MODE", "sticky"),
             "affinity": env.get("LAB_AFFINITY", "cookie"),
             "db": "postgres" if database_url.startswith("postgres") else "sqlite",
+            "shop": asdict(ShopOptions.from_env(env)),
             "phase": phase,
             # No supervisor here: Docker owns the containers. "running" says
             # whether any service is up, which is what `status` shows.

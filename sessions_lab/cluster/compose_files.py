@@ -24,7 +24,14 @@ from typing import Any
 import yaml
 
 from sessions_lab.cluster.binaries import find_binary
-from sessions_lab.cluster.config import AFFINITIES, REDIS_PERSISTENCE, LabConfig, checked_config
+from sessions_lab.cluster.config import (
+    AFFINITIES,
+    ENCRYPTION_KEY,
+    REDIS_PERSISTENCE,
+    LabConfig,
+    checked_config,
+    new_encryption_key,
+)
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.nginx import NginxPlacement, render_nginx_for
 from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
@@ -246,6 +253,11 @@ def read_env(deploy_dir: Path = DEPLOY_DIR) -> dict[str, str]:
         if sep and not key.lstrip().startswith("#"):
             values[key.strip()] = value.strip()
     return values
+
+
+def encryption_key(deploy_dir: Path = DEPLOY_DIR) -> str:
+    """``deploy/.env``'s session encryption key, or a new one (a Fernet key) if it has none."""
+    return read_env(deploy_dir).get(ENCRYPTION_KEY) or new_encryption_key()
 
 
 def write_env(choices: dict[str, str], deploy_dir: Path = DEPLOY_DIR) -> Path:

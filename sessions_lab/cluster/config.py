@@ -10,6 +10,7 @@ run, so no module invents a path of its own.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -18,8 +19,11 @@ from pathlib import Path
 
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.network import LOOPBACK
+from sessions_lab.mode_settings import CART_STORES
 from sessions_lab.modes import MODE_NAMES, REPLICATION_CHOICES, LoadBalancing, get_mode
 
+# secrets.json's session encryption key; the instances get it as SESSION_ENCRYPTION_KEYS.
+ENCRYPTION_KEY = "SESSION_ENCRYPTION_KEY"
 AFFINITIES = ("cookie", "learn", "route", "ip", "none")
 DATABASES = ("sqlite", "postgres")
 REDIS_PERSISTENCE = ("none", "aof")
@@ -38,6 +42,74 @@ SENTINEL_PORT_BASE = 26381
 SENTINELS = 3
 # The live dashboard listens beside nginx: 8080 -> 9080.
 DASHBOARD_PORT_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class ShopOptions:
+    """What the shop does with its state in any mode: options of ``up``, ``experiment``, ``bench``.
+
+    Each reaches every instance as an environment variable (``apps.app_env``,
+    and ``deploy/.env`` under compose); the shop reads them in its settings.
+    """
+
+    # "rows": a logged-in user's cart is database rows per line in every mode
+    # (CART_STORE), so two tabs changing different lines both keep theirs.
+    cart_store: str = "session"
+    # Every stored session (a Redis value, a row, the cookie) encrypted with
+    # Fernet under the run folder's key (SESSION_ENCRYPTION_KEYS).
+    encrypt_sessions: bool = False
+    # Seconds without a request after which a login ends (SESSION_IDLE_S), and
+    # seconds after the login after which it ends however active (SESSION_ABSOLUTE_S);
+    # None: the shop's defaults (two days, refreshed only when the session changes).
+    session_idle: int | None = None
+    session_absolute: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.cart_store not in CART_STORES:
+            raise LabError(f"--cart-store is one of {', '.join(CART_STORES)}")
+        for option, seconds in (("idle", self.session_idle), ("absolute", self.session_absolute)):
+            if seconds is not None and (not isinstance(seconds, int) or seconds < 1):
+                raise LabError(f"--session-{option} must be a whole number of seconds, 1 or more")
+
+    def describe(self) -> str:
+        """What differs from the defaults, for one line of output; empty if nothing does."""
+        parts = [
+            *(["carts in database rows"] if self.cart_store == "rows" else []),
+            *(["sessions encrypted"] if self.encrypt_sessions else []),
+            *([f"logged out after {self.session_idle} s idle"] if self.session_idle else []),
+            *([f"{self.session_absolute} s after login"] if self.session_absolute else []),
+        ]
+        return ", ".join(parts)
+
+    def env(self, encryption_key: str) -> dict[str, str]:
+        """The instances' variables; set even when off, so none leaks in from the caller's."""
+        return {
+            "CART_STORE": self.cart_store,
+            "SESSION_ENCRYPTION_KEYS": encryption_key if self.encrypt_sessions else "",
+            "SESSION_IDLE_S": str(self.session_idle or ""),
+            "SESSION_ABSOLUTE_S": str(self.session_absolute or ""),
+        }
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> ShopOptions:
+        """The options ``env`` gave the instances (``deploy/.env`` under compose)."""
+        return cls(
+            cart_store=env.get("CART_STORE") or "session",
+            encrypt_sessions=bool(env.get("SESSION_ENCRYPTION_KEYS")),
+            session_idle=_whole_seconds(env.get("SESSION_IDLE_S", "")),
+            session_absolute=_whole_seconds(env.get("SESSION_ABSOLUTE_S", "")),
+        )
+
+    @classmethod
+    def from_dict(cls, data: object) -> ShopOptions:
+        known = cls.__dataclass_fields__
+        items = data.items() if isinstance(data, dict) else ()
+        return cls(**{key: value for key, value in items if key in known})
+
+
+def _whole_seconds(text: str) -> int | None:
+    """A timeout as the environment holds it; anything but a positive number is no timeout."""
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 @dataclass
@@ -63,6 +135,7 @@ class LabConfig:
     primary_port: int | None = None
     replica_ports: list[int] = field(default_factory=list)
     sentinel_ports: list[int] = field(default_factory=list)
+    shop: ShopOptions = field(default_factory=ShopOptions)
     dashboard_port: int | None = None
     listen_address: str = LOOPBACK
 
@@ -108,7 +181,9 @@ class LabConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> LabConfig:
         known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
+        fields = {key: value for key, value in data.items() if key in known}
+        fields["shop"] = ShopOptions.from_dict(data.get("shop"))
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def checked_config(
@@ -119,6 +194,7 @@ def checked_config(
     port: int,
     redis_persistence: str,
     replication: str = "async",
+    shop: ShopOptions | None = None,
 ) -> LabConfig:
     """The run a user asked for, before any port is chosen; ``LabError`` saying what to change.
 
@@ -151,6 +227,7 @@ def checked_config(
         port=port,
         redis_persistence=redis_persistence,
         replication=replication,
+        shop=shop or ShopOptions(),
     )
 
 
@@ -191,22 +268,33 @@ class RunFolder:
         write_json_atomically(self.config, config.to_dict())
 
     def keys(self) -> dict[str, str]:
-        """SECRET_KEY and JWT_SIGNING_KEY of this run folder, made on first use.
+        """SECRET_KEY, JWT_SIGNING_KEY and the session encryption key of this run folder.
 
-        Every instance must share both (a session signed by app1 is read by
-        app2), they must differ from each other, and they outlive one ``up``
-        so a restarted cluster still accepts its users' cookies.
+        Made on first use (a folder from before the encryption key gets one
+        added). Every instance must share them (a session signed by app1 is
+        read by app2), the two signing keys must differ, and all outlive one
+        ``up`` so a restarted cluster still accepts its users' cookies.
         """
-        if self.secrets.exists():
-            return json.loads(self.secrets.read_text(encoding="utf-8"))
-        keys = {
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
+        keys = json.loads(self.secrets.read_text(encoding="utf-8")) if self.secrets.exists() else {}
+        missing = {
+            "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+            "JWT_SIGNING_KEY": lambda: secrets.token_urlsafe(50),
+            ENCRYPTION_KEY: new_encryption_key,
         }
-        descriptor = os.open(self.secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(keys, file)
+        added = {name: make() for name, make in missing.items() if not keys.get(name)}
+        if added:
+            keys.update(added)
+            partial = self.secrets.with_name(f".{self.secrets.name}.{os.getpid()}.tmp")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                json.dump(keys, file)
+            partial.replace(self.secrets)
         return keys
+
+
+def new_encryption_key() -> str:
+    """A Fernet key (32 random bytes, URL-safe base64), made without importing cryptography."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 def write_json_atomically(path: Path, data: object) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sessions_lab.cluster.cluster import Cluster
-from sessions_lab.cluster.config import RunFolder
+from sessions_lab.cluster.config import RunFolder, ShopOptions
 from sessions_lab.cluster.errors import LabError
 
 DRIVERS = ("native", "compose")
@@ -46,6 +46,7 @@ class Driver(Protocol):
         redis_persistence: str = "none",
         demo_users: int = 10,
         replication: str = "async",
+        shop: ShopOptions | None = None,
     ) -> Mapping[str, Any]:
         """Start the lab; its state once every process is healthy."""
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 from sessions_lab.cluster import apps, memcached, nginx, postgres, redis, replication
@@ -26,6 +27,7 @@ from sessions_lab.cluster.processes import (
     ProcessSpec,
     group_members,
     is_paused,
+    listens_on,
     proc_start_time,
     signal_group,
 )
@@ -90,6 +92,7 @@ class ChildLifecycle:
                 "affinity": self.config.affinity,
                 "db": self.config.db,
                 "redis_persistence": self.config.redis_persistence,
+                "shop": asdict(self.config.shop),
                 "port": self.config.port,
                 "notes": self.notes,
                 "versions": {role: b.version_text for role, b in self.binaries.items()},
@@ -159,7 +162,8 @@ class ChildLifecycle:
             if child.exited.is_set() or not child.running:
                 cause = child.exit["cause"] if child.exit else "exited"
                 raise StartFailure(child.name, f"{child.name} ended while starting ({cause})")
-            return probe(spec)
+            # Answered by this child, not by another lab's server on the same port.
+            return probe(spec) and child.pid is not None and listens_on(child.pid, spec.port)
 
         if not wait_until(healthy, timeout):
             raise StartFailure(child.name, f"{child.name} was not healthy after {timeout:.0f} s")

@@ -119,6 +119,30 @@ def children_of(pid: int) -> list[int]:
     return [child.pid for child in children if is_alive(child.pid)]
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its descendants holds a listening TCP socket on ``port``.
+
+    A health check answered on the port proves nothing by itself: another
+    lab's server may have taken the port between ``up`` choosing it and this
+    one binding it, and then answers every check in its place.
+    """
+    process = _process(pid)
+    if process is None:
+        return False
+    try:
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for member in family:
+        try:
+            sockets = member.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets):
+            return True
+    return False
+
+
 def group_members(pgid: int) -> list[int]:
     """The live processes of process group ``pgid``."""
     found = []

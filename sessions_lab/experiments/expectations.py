@@ -77,6 +77,11 @@ class RunOptions:
     redis_persistence: str = "none"
     conditional_writes: bool = False  # the shoppers send If-Match on cart writes
     replication: str = "async"  # replicated mode: does each save wait for a replica?
+    cart_store: str = "session"  # rows: a logged-in user's cart is rows per line in every mode
+    encrypt_sessions: bool = False  # every stored session encrypted
+    session_idle: int | None = None  # seconds without a request that end a login
+    session_absolute: int | None = None  # seconds after the login that end it
+    affinity: str = "cookie"  # sticky mode: how nginx pins a client (cookie, route, ip…)
 
 
 NOBODY = Expectation("nobody loses a session", nobody_loses)

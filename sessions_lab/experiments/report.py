@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup
 
+from sessions_lab.cluster.config import ShopOptions
 from sessions_lab.experiments.charts import (
     CLASS_STYLE,
     EVENT_COLOUR,
@@ -37,7 +38,7 @@ from sessions_lab.experiments.charts import (
     spread_chart,
     time_chart,
 )
-from sessions_lab.experiments.failures import describe
+from sessions_lab.experiments.notes import failed_request_lines, mode_notes
 from sessions_lab.experiments.results import FAILURE_CLASSES, read_jsonl
 from sessions_lab.modes import MODES, LoadBalancing, get_mode
 
@@ -67,13 +68,52 @@ def _orders_cell(result: dict[str, Any]) -> str:
     return f"{result['orders_acknowledged']} / {result['orders_lost']} / {result['orders_doubled']}"
 
 
+def orders_line(result: dict[str, Any]) -> str:
+    """The order audit in a few words, for the runner's line per mode."""
+    if result.get("order_audit_error"):
+        return "not audited"
+    return (
+        f"{result['orders_acknowledged']} acknowledged / {result['orders_stored']} stored"
+        f" ({result['orders_lost']} lost, {result['orders_doubled']} doubled)"
+    )
+
+
+# Columns only some scenarios measure, shown where a mode of the run measured them:
+# (header, the field that says it did, the cell).
+MEASURED_COLUMNS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
+    (
+        "cart updates lost / acknowledged (two tabs)",
+        "updates_acknowledged",
+        lambda result: f"{result.get('lost_updates', 0)} / {result['updates_acknowledged']}",
+    ),
+    (
+        "paused shoppers logged out / paused; others logged out",
+        "users_paused",
+        lambda result: (
+            f"{result['users_paused_logged_out']} / {result['users_paused']}; "
+            f"{result['users_active_logged_out']}"
+        ),
+    ),
+)
+
+
+def measured_columns(summary: dict[str, Any]) -> list[tuple[str, str, Callable[..., str]]]:
+    modes = summary["modes"].values()
+    return [column for column in MEASURED_COLUMNS if any(r.get(column[1]) for r in modes)]
+
+
+def headers(summary: dict[str, Any]) -> list[str]:
+    extra = [header for header, _, _ in measured_columns(summary)]
+    return [*HEADERS[:-2], *extra, *HEADERS[-2:]]
+
+
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
+    extra = measured_columns(summary)
     for mode, result in summary["modes"].items():
         if result["verdict"] == "not applicable":
-            rows.append(
-                [mode, "—", "—", "—", "—", "—", "—", "—", result["expected"], "not applicable"]
-            )
+            dashes = ["—"] * (len(HEADERS) - 3 + len(extra))
+            rows.append([mode, *dashes, result["expected"], "not applicable"])
             continue
         rows.append(
             [
@@ -85,6 +125,7 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
                 _orders_cell(result),
                 f"{_fmt_ms(result['p50_ms'])} / {_fmt_ms(result['p95_ms'])}",
                 f"{result['recovery_s']:.1f}",
+                *(cell(result) if result.get(field) else "—" for _, field, cell in extra),
                 result["expected"],
                 result["verdict"],
             ]
@@ -126,6 +167,8 @@ def headline(summary: dict[str, Any]) -> str:
             if any(mode.uses_replication for mode in modes)
             else []
         ),
+        # --cart-store, --encrypt-sessions, --session-idle, --session-absolute, where given.
+        *filter(None, [ShopOptions.from_dict(summary).describe()]),
     ]
     return (
         f"{summary['scenario']}: {summary['instances']} instances, {summary['users']} users, "
@@ -135,8 +178,8 @@ def headline(summary: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {headline(summary)}", ""]
-    lines.append("| " + " | ".join(HEADERS) + " |")
-    lines.append("|" + "---|" * len(HEADERS))
+    lines.append("| " + " | ".join(headers(summary)) + " |")
+    lines.append("|" + "---|" * len(headers(summary)))
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
     lines += [
         "",
@@ -146,136 +189,24 @@ def markdown(summary: dict[str, Any]) -> str:
         "and orders placed twice for one checkout (doubled).",
         "",
         "Fault events: "
-        + "; ".join(
-            f"{e['t']:.0f} s {e['action']} {e['target']}"
-            + (f" ({e['signal']})" if e.get("signal") else "")
-            for e in _any_events(summary)
+        + (
+            "; ".join(
+                f"{e['t']:.0f} s {e['action']} {e['target']}"
+                + (f" ({e['signal']})" if e.get("signal") else "")
+                for e in _any_events(summary)
+            )
+            or "none"
         ),
         "",
     ]
     for mode, result in summary["modes"].items():
-        notes = [
-            *verdict_notes(result),
-            *node_notes(result),
-            *replication_notes(mode, result, summary),
-            *server_notes(result),
-        ]
+        notes = mode_notes(mode, result, summary)
         if notes:
             lines += [f"{mode}:", *(f"- {note}" for note in notes), ""]
         failed = failed_request_lines(result)
         if failed:
             lines += [f"{mode}, failed requests:", *(f"- {line}" for line in failed), ""]
     return "\n".join(lines)
-
-
-def verdict_notes(result: dict[str, Any]) -> list[str]:
-    """Why the verdict is "unexpected", and what the order audit could not do."""
-    notes = []
-    if result.get("verdict_reason"):
-        notes.append(f"Unexpected: {result['verdict_reason']}.")
-    if result.get("order_audit_error"):
-        notes.append(f"The orders could not be audited: {result['order_audit_error']}.")
-    elif result.get("orders_unacknowledged"):
-        count = result["orders_unacknowledged"]
-        notes.append(
-            f"{count} order{'s were' if count != 1 else ' was'} placed for a checkout whose "
-            "client got no 201, even after retrying with its Idempotency-Key."
-        )
-    return notes
-
-
-def node_notes(result: dict[str, Any]) -> list[str]:
-    """Users by the cache node their session was on before the fault, beside
-    ``users_by_instance`` (memcached nodes only)."""
-    by_node = result.get("users_by_node") or {}
-    if not by_node:
-        return []
-    faulted = result.get("faulted_node")
-    counts = ", ".join(
-        f"{node} {count}" + (" (faulted)" if node == faulted else "")
-        for node, count in by_node.items()
-    )
-    by_instance = ", ".join(f"{i} {n}" for i, n in result.get("users_by_instance", {}).items())
-    note = f"Users by cache node: {counts}; by instance: {by_instance}."
-    if faulted:
-        note += (
-            f" Of the {result['users_on_faulted_node']} users on {faulted}, "
-            f"{result['users_lost_on_faulted_node']} lost their session there; "
-            f"{result['users_lost_session']} lost one in all."
-        )
-    return [note]
-
-
-def replication_notes(mode: str, result: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    """What the primary's failover cost a replicated mode: write outage, losses, stale reads."""
-    if mode not in MODES or not get_mode(mode).uses_replication:
-        return []
-    replication = summary.get("replication", "async")
-    waited = (
-        "each save waited for a replica's acknowledgement"
-        if replication == "sync"
-        else "each save was acknowledged before any replica had it"
-    )
-    return [
-        f"Replication {replication} ({waited}): session writes failed for "
-        f"{result.get('write_unavailable_s', 0):.1f} s; {result['users_lost_session']} users "
-        f"lost their session or a write; {result.get('stale_reads', 0)} stale reads "
-        "(a cart older than the user's own acknowledged write, right when read again)."
-    ]
-
-
-def failed_request_lines(result: dict[str, Any]) -> list[str]:
-    """Each group of identical failed requests, in one line: when, what, where, why."""
-    return [
-        ("" if group["explained"] else "UNEXPLAINED: ") + describe(group)
-        for group in result.get("failed_request_groups", [])
-    ]
-
-
-def server_notes(result: dict[str, Any]) -> list[str]:
-    """Sentences on what nginx and the instances logged during the run (summary schema 2)."""
-    notes = []
-    kept = result.get("users_pinned_kept", [])
-    if kept:
-        pinned = result.get("users_pinned_to_faulted_instance") or len(kept)
-        notes.append(
-            f"{len(kept)} of the {pinned} users pinned to {result.get('faulted_instance')} kept "
-            "their session: " + "; ".join(f"{user['user']}: {user['why']}" for user in kept) + "."
-        )
-    retried = result.get("retried_requests", 0)
-    if retried:
-        notes.append(
-            f"nginx re-sent {retried} request{'s' if retried != 1 else ''} to another instance "
-            "after the first refused the connection or timed out."
-        )
-    for write in result.get("late_writes", []):
-        whose = f" for {write['user']}" if write["user"] else ""
-        client = (
-            f"; meanwhile the client got {write['client_got']}"
-            + (f" from {write['client_served_by']}" if write["client_served_by"] else "")
-            if write.get("client_got")
-            else ""
-        )
-        client_failed = int(write.get("client_got") or 0) >= 500
-        applied = (
-            "applied it, although the client had been told it failed"
-            if client_failed
-            else "applied it a second time"
-        ) + (
-            ", over a newer cart (the user then found a cart it had not set)"
-            if write["overwrote"]
-            else ""
-        )
-        outcome = {
-            "applied": applied,
-            "refused": "refused it with 412: its If-Match named an older cart",
-            "failed": f"answered {write['status']}",
-        }[write["outcome"]]
-        notes.append(
-            f"Late write at {write['t']:.1f} s: {write['instance']} answered {write['request']}"
-            f"{whose} {write['late_by_s']:.1f} s after nginx sent it{client}; it {outcome}."
-        )
-    return notes
 
 
 def _any_events(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -371,18 +302,13 @@ def html_report(summary: dict[str, Any], out_dir: Path) -> str:
                 time_chart(timeline, result["events"], summary["duration_s"]),
                 spread_chart(result, users),
                 node_spread_chart(result, users),
-                [
-                    *verdict_notes(result),
-                    *node_notes(result),
-                    *replication_notes(mode, result, summary),
-                    *server_notes(result),
-                ],
+                mode_notes(mode, result, summary),
                 result.get("failed_request_groups", []),
             )
         )
     return _TEMPLATES.get_template("report.html.j2").render(
         title=headline(summary),
-        headers=HEADERS,
+        headers=headers(summary),
         rows=table_rows(summary),
         failure_classes=", ".join(FAILURE_CLASSES),
         legend_markers=[

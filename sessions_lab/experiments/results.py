@@ -28,8 +28,11 @@ from sessions_lab.experiments.server_logs import access_lines, late_writes, retr
 # failed_reads, failed_writes, failed_checkouts, truncated_answers) and
 # verdict_reason (docs/architecture.md). Schema 4: the store's own failures
 # (users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node,
-# write_unavailable_s, stale_reads; and the run's replication).
-SCHEMA_VERSION = 4
+# write_unavailable_s, stale_reads; and the run's replication). Schema 5: concurrent
+# updates (updates_acknowledged, lost_updates), idle logins (users_paused,
+# users_paused_logged_out, users_active_logged_out); and the run's cart_store,
+# encrypt_sessions, session_idle and session_absolute.
+SCHEMA_VERSION = 5
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
 FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)
@@ -299,11 +302,28 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
     # Schema 4: what a replicated store's failover costs.
     result["write_unavailable_s"] = write_unavailable_seconds(failed)
     result["stale_reads"] = sum(int(user.get("stale_reads", 0)) for user in users)
+    # Schema 5: two tabs writing at once (only the two-tabs scenario's shoppers count them).
+    for field in ("updates_acknowledged", "lost_updates"):
+        result[field] = sum(int(user.get(field, 0)) for user in users)
+    result.update(pauses(users))
     result["verdict"] = verdict_of(result)
     result["verdict_reason"] = verdict_reason(result)
     if result["verdict_reason"] is not None:
         result["verdict"] = "unexpected"
     return result
+
+
+def pauses(users: list[dict[str, Any]]) -> dict[str, int]:
+    """Shoppers who paused (``--idle-pause``) and, of them and of the others, who lost their login."""
+    shoppers = [user for user in users if user.get("kind") not in ("anonymous", "unknown")]
+    paused = [user for user in shoppers if user.get("paused_at") is not None]
+    return {
+        "users_paused": len(paused),
+        "users_paused_logged_out": sum(1 for user in paused if user["lost"]),
+        "users_active_logged_out": sum(
+            1 for user in shoppers if user.get("paused_at") is None and user["lost"]
+        ),
+    }
 
 
 def failed_by_kind(failed: list[dict[str, Any]]) -> dict[str, int]:
@@ -414,6 +434,11 @@ def not_applicable(expected: str = "this scenario does not apply to this mode") 
         "failed_writes": 0,
         "write_unavailable_s": 0.0,
         "stale_reads": 0,
+        "updates_acknowledged": 0,
+        "lost_updates": 0,
+        "users_paused": 0,
+        "users_paused_logged_out": 0,
+        "users_active_logged_out": 0,
         "failed_checkouts": 0,
         "truncated_answers": 0,
         "verdict": "not applicable",

@@ -18,13 +18,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 from sessions_lab.cluster.binaries import find_binary
+from sessions_lab.cluster.config import ShopOptions
 from sessions_lab.cluster.driver import Driver, driver_for
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments import report
@@ -37,7 +38,7 @@ from sessions_lab.experiments.results import (
     summarise_mode,
     write_summary,
 )
-from sessions_lab.experiments.scenarios import Scenario, stores, verdict
+from sessions_lab.experiments.scenarios import RunOptions, Scenario, stores, verdict
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
 from sessions_lab.order_audit import ORDERS_FILE
 from sessions_lab.paths import PROJECT_ROOT
@@ -60,6 +61,7 @@ class Experiment:
     db: str = "sqlite"
     redis_persistence: str = "none"
     replication: str = "async"  # replicated mode: sync makes each save wait for a replica
+    shop: ShopOptions = field(default_factory=ShopOptions)  # --cart-store, --session-idle, …
     seed: int = 1234
     conditional_writes: bool = False  # shoppers send If-Match: a stale write gets 412
     port: int = 8080
@@ -67,6 +69,19 @@ class Experiment:
     run_dir: Path = Path(".lab")
     driver: str = "native"  # or "compose": the same scenarios through docker compose
     say: Callable[[str], None] = print
+
+    def choices(self) -> dict[str, Any]:
+        """The run's options a prediction may depend on, besides the database and persistence."""
+        shop = asdict(self.shop)
+        return {
+            "conditional_writes": self.conditional_writes,
+            "replication": self.replication,
+            "affinity": self.affinity,
+            **shop,
+        }
+
+    def options(self) -> RunOptions:
+        return RunOptions(self.db, self.redis_persistence, **self.choices())
 
     def run(self) -> dict[str, Any]:
         """Run every mode in turn; returns summary.json's content (also written to ``out``)."""
@@ -90,8 +105,7 @@ class Experiment:
             mode,
             self.db,
             self.redis_persistence,
-            conditional_writes=self.conditional_writes,
-            replication=self.replication,
+            **self.choices(),
         )
         if expectation is None:
             why = self.scenario.why_not_applicable(mode, self.db, self.redis_persistence)
@@ -120,6 +134,7 @@ class Experiment:
             redis_persistence=self.redis_persistence,
             demo_users=max(self.users, 10),
             replication=self.replication,
+            shop=self.shop,
         )
         events_log: list[dict[str, Any]] = []
         try:
@@ -145,14 +160,13 @@ class Experiment:
                 r,
                 self.db,
                 self.redis_persistence,
-                conditional_writes=self.conditional_writes,
-                replication=self.replication,
+                **self.choices(),
             ),
         )
         self.say(
             f"[{mode}] {result['requests']} requests, {result['failed_requests']} failed, "
             f"{result['users_lost_session']} of {result['users_total']} users lost their session, "
-            f"orders {_orders_line(result)} — {result['verdict']}"
+            f"orders {report.orders_line(result)} — {result['verdict']}"
             + (f": {result['verdict_reason']}" if result["verdict_reason"] else "")
         )
         return result
@@ -193,6 +207,7 @@ class Experiment:
             command.append("--client-ip-per-user")
         if self.conditional_writes:
             command.append("--conditional-writes")
+        command.extend(self.scenario.load(self.options()))
         env = {**os.environ, "PYTHONHASHSEED": str(self.seed)}
         with (
             (folder / "locust.log").open("wb") as log,
@@ -320,6 +335,7 @@ class Experiment:
             "db": self.db,
             "redis_persistence": self.redis_persistence,
             "replication": self.replication,
+            **asdict(self.shop),  # cart_store, encrypt_sessions, session_idle, session_absolute
             "seed": self.seed,
             "conditional_writes": self.conditional_writes,
             "versions": versions(),
@@ -346,15 +362,6 @@ RAMP_UP_SHARE = 0.15
 def spawn_rate(users: int, duration: float) -> float:
     """Users started per second: all of them within the ramp-up, at least one a second."""
     return max(1.0, users / max(1.0, duration * RAMP_UP_SHARE))
-
-
-def _orders_line(result: Mapping[str, Any]) -> str:
-    if result.get("order_audit_error"):
-        return "not audited"
-    return (
-        f"{result['orders_acknowledged']} acknowledged / {result['orders_stored']} stored"
-        f" ({result['orders_lost']} lost, {result['orders_doubled']} doubled)"
-    )
 
 
 def log_sizes(folder: Path) -> dict[str, int]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from sessions_lab.cluster.replication import PRIMARY
 from sessions_lab.experiments.expectations import (
     NOBODY,
     NOT_APPLICABLE,
@@ -23,13 +25,22 @@ from sessions_lab.experiments.expectations import (
     FaultEvent,
     ModeResult,
     RunOptions,
-    anything,
     everybody_loses,
     nobody_loses,
     nothing_fails,
     only_pinned_users_lose,
     store_process,
     stores,
+)
+from sessions_lab.experiments.no_fault import (
+    idle_timeout_expects,
+    idle_timeout_load,
+    idle_timeout_refusal,
+    no_faults,
+    scale_out,
+    scale_out_expects,
+    two_tabs_expects,
+    two_tabs_load,
 )
 from sessions_lab.modes import Mode, StoreServer, get_mode
 
@@ -60,18 +71,20 @@ class Scenario:
     # (mode's record, the run's options) → Expectation, or None: does not apply
     inapplicable: Callable[[Mode, RunOptions], str] = field(default=_no_separate_store, repr=False)
     # (mode's record, the run's options) → why it does not apply, after the mode's name
+    load: Callable[[RunOptions], tuple[str, ...]] = field(default=lambda options: (), repr=False)
+    # the run's options → Locust arguments for this scenario's shoppers (two-tabs: --tabs 2)
+    refusal: Callable[[RunOptions], str | None] = field(default=lambda options: None, repr=False)
+    # the run's options → why the scenario cannot run with them (a CLI error), or None
 
     def expectation(
         self,
         mode: str,
         db: str = "sqlite",
         redis_persistence: str = "none",
-        *,
-        conditional_writes: bool = False,
-        replication: str = "async",
+        **choices: Any,
     ) -> Expectation | None:
-        options = RunOptions(db, redis_persistence, conditional_writes, replication)
-        return self.expectations(get_mode(mode), options)
+        """The prediction for ``mode``; ``choices``: the other ``RunOptions`` of the run."""
+        return self.expectations(get_mode(mode), RunOptions(db, redis_persistence, **choices))
 
     def why_not_applicable(
         self, mode: str, db: str = "sqlite", redis_persistence: str = "none"
@@ -222,9 +235,6 @@ def _cache_node_down_inapplicable(mode: Mode, options: RunOptions) -> str:
     return "keeps no session on memcached nodes: there is no cache node to kill"
 
 
-PRIMARY = "redis-primary"
-
-
 def _store_failover(instances: int) -> tuple[FaultEvent, ...]:
     return (FaultEvent(0.4, "kill", PRIMARY, "KILL"), FaultEvent(0.7, "start", PRIMARY))
 
@@ -318,24 +328,6 @@ def late_writes_explain_losses(result: ModeResult) -> bool:
     )
 
 
-def _scale_out(instances: int) -> tuple[FaultEvent, ...]:
-    return (FaultEvent(0.5, "add", f"app{instances + 1}"),)
-
-
-def _scale_out_expects(mode: Mode, options: RunOptions) -> Expectation:
-    # Only an instance-local session cares which instance a client lands on;
-    # whether anybody moves depends on the affinity, which the text spells out.
-    if not mode.keeps_sessions_on_instance_death:
-        return Expectation(
-            "with cookie affinity nobody moves; with ip hashing some users move to the new "
-            "instance and lose their session",
-            anything,
-        )
-    return Expectation(
-        "the new instance takes a share of the traffic; nobody loses a session", nobody_loses
-    )
-
-
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -391,10 +383,25 @@ SCENARIOS: dict[str, Scenario] = {
             _hang_one_expects,
         ),
         Scenario(
+            "two-tabs",
+            "no fault: each shopper changes its cart from two tabs at the same moment",
+            no_faults,
+            two_tabs_expects,
+            load=two_tabs_load,
+        ),
+        Scenario(
+            "idle-timeout",
+            "no fault: every third shopper pauses for twice --session-idle, then shops on",
+            no_faults,
+            idle_timeout_expects,
+            load=idle_timeout_load,
+            refusal=idle_timeout_refusal,
+        ),
+        Scenario(
             "scale-out",
             "add an instance at 50% of the run",
-            _scale_out,
-            _scale_out_expects,
+            scale_out,
+            scale_out_expects,
         ),
     )
 }
@@ -413,13 +420,9 @@ def verdict(
     result: ModeResult,
     db: str,
     persistence: str,
-    *,
-    conditional_writes: bool = False,
-    replication: str = "async",
+    **choices: Any,
 ) -> str:
-    expectation = scenario.expectation(
-        mode, db, persistence, conditional_writes=conditional_writes, replication=replication
-    )
+    expectation = scenario.expectation(mode, db, persistence, **choices)
     if expectation is None:
         return NOT_APPLICABLE
     return "as expected" if expectation.holds(result) else "unexpected"

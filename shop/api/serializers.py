@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rest_framework_simplejwt import serializers as jwt_serializers
 
 from shop.cart import MAX_QUANTITY
+from shop.jwt_cookies import LoginLimitedRefreshToken
 from shop.models import Product
 
 # DRF's CharField already refuses a NUL character (a 400); this copy of the
@@ -70,7 +71,12 @@ class WhoAmISerializer(serializers.Serializer):
     mode = serializers.CharField()
     authenticated = serializers.BooleanField()
     username = serializers.CharField(allow_blank=True)
-    session = serializers.DictField()
+    session = serializers.DictField(
+        help_text="Where this request's session lives: store, bytes (its size as stored), text; "
+        "key (shortened), node, replication, expires_in where they apply; stored_as: null, or "
+        "how the store holds it: preview (a prefix; of a signed value its payload only), "
+        "decoded (what that payload decodes to with no key), encrypted (SESSION_ENCRYPTION_KEYS)."
+    )
 
 
 class DetailSerializer(serializers.Serializer):
@@ -107,6 +113,7 @@ class TokenRefreshBody(jwt_serializers.TokenRefreshSerializer):
     """simplejwt's refresh, reading its field as the schema describes it."""
 
     refresh = refresh_token_field()
+    token_class = LoginLimitedRefreshToken  # refused past SESSION_ABSOLUTE_S (shop/timeouts.py)
 
 
 class TokenBlacklistBody(jwt_serializers.TokenBlacklistSerializer):

@@ -35,9 +35,9 @@ from shop.cart import (
     Cart,
     CartStore,
     CartTooLargeError,
-    SessionCartStore,
     active_user_cart,
     cart_store_for,
+    session_cart,
 )
 from shop.idempotency import InvalidKeyError, KeyReusedError, checkout_once
 from shop.inspector import describe_session
@@ -222,15 +222,15 @@ BEARER = BearerAuthentication()
 def quick_cart(request: HttpRequest) -> Cart | None:
     """The cart, if this request's login (or session) can be read cheaply; None: ask DRF.
 
-    In the session modes the cart belongs to the session, logged in or not,
-    so no user row is loaded. So a read does not check the login either: after
-    a password change, the session still reads its own cart until a request
-    that acts as the user (a write, checkout, whoami) finds the session stale
-    and flushes it, as Django does. In ``jwt`` mode a valid bearer token names the
-    user, and one query checks they may still log in and reads their cart.
+    In the session modes the cart belongs to the session, logged in or not (with
+    ``CART_STORE=rows``, to the user it names), so no user row is loaded, and a
+    read does not check the login: after a password change, the session reads
+    its cart until a request acting as the user (a write, checkout, whoami)
+    finds the session stale and flushes it, as Django does. In ``jwt`` mode a
+    valid bearer token names the user; one query checks they may log in and reads the cart.
     """
     if not _is_jwt_mode():
-        return SessionCartStore(request.session).load()
+        return session_cart(request.session)
     try:
         user_id = BEARER.user_id(request)
     except (exceptions.AuthenticationFailed, InvalidToken):

@@ -62,6 +62,7 @@ from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.core.exceptions import ImproperlyConfigured
 
+from shop.sessions.cache import SerializedSessions
 from shop.sessions.errors import REDIS_DOWN, SessionChangeRefused
 
 logger = logging.getLogger("shop.sessions")
@@ -79,6 +80,8 @@ class SessionStore(cached_db.SessionStore):
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
+        # The Redis copy as the session serializer writes it: encrypted with keys set.
+        self._cache = SerializedSessions(self._cache, self.serializer)
         if getattr(self._cache, "_ignore_exceptions", False):
             # A DELETE that fails silently is exactly the logout that does not log out.
             raise ImproperlyConfigured(

@@ -6,6 +6,12 @@ sends the same cookie until the session changes, so a cookie that passed
 the check is remembered with what it decoded to (shop/verified.py) until it
 is as old as the session's age, Django's own expiry for these cookies.
 Every load still returns a fresh dictionary. Saving is Django's, unchanged.
+
+What is remembered is the session's plain JSON, even with sessions
+encrypted (``shop.sessions.encryption``): this process holds the keys
+anyway, and a hit then costs no decryption. A cookie read under an older
+key is not remembered: that request rewrites it under the newest one, and
+a copy of the old cookie sent again is checked in full and rewritten again.
 Django's async methods of this backend call the sync ones (``aload`` is
 ``load``), so both forms read, save and delete alike with no change here.
 """
@@ -17,11 +23,13 @@ from typing import Any
 from django.contrib.sessions.backends import signed_cookies
 from django.core import signing
 
+from shop.sessions import encryption
+from shop.sessions.encryption import PLAIN
 from shop.verified import VerifiedValues
 
 SALT = "django.contrib.sessions.backends.signed_cookies"  # Django's, so its cookies stay valid
 
-# Cookie value -> the session's serialized form (bytes: each load decodes a fresh copy).
+# Cookie value -> the session's plain JSON (bytes: each load decodes a fresh copy).
 VERIFIED_COOKIES: VerifiedValues[bytes] = VerifiedValues()
 
 
@@ -30,14 +38,18 @@ class SessionStore(signed_cookies.SessionStore):
         cookie = self.session_key
         remembered = VERIFIED_COOKIES.get(cookie) if cookie else None
         if remembered is not None:
-            return self.serializer().loads(remembered)
+            return PLAIN.loads(remembered)
         max_age = self.get_session_cookie_age()
+        older_key_reads = encryption.older_key_reads()
         try:
             data = signing.loads(cookie, serializer=self.serializer, max_age=max_age, salt=SALT)
-        except Exception:  # as Django's: a bad signature, bad data or too old start afresh
+        except (
+            Exception
+        ):  # as Django's: a bad signature, bad data, too old or unreadable start afresh
             self.create()
             return {}
-        # The value is "payload:timestamp:signature", the timestamp in base 62.
-        signed_at = signing.b62_decode(cookie.rsplit(":", 2)[1])
-        VERIFIED_COOKIES.add(cookie, self.serializer().dumps(data), expires_at=signed_at + max_age)
+        if encryption.older_key_reads() == older_key_reads:
+            # The value is "payload:timestamp:signature", the timestamp in base 62.
+            signed_at = signing.b62_decode(cookie.rsplit(":", 2)[1])
+            VERIFIED_COOKIES.add(cookie, PLAIN.dumps(data), expires_at=signed_at + max_age)
         return data

@@ -18,7 +18,8 @@ connection, by ``WAIT 1 <WAIT_MS>``: if no replica confirms the change in
 time, ``ReplicaNotAcknowledged`` (a 503 too). The change stays on the
 primary (Redis cannot take it back); the client is only not told it is safe.
 
-The session is stored as the session serializer writes it (JSON here),
+The session is stored as the session serializer writes it (JSON, or a
+Fernet token with ``SESSION_ENCRYPTION_KEYS``: ``shop.sessions.encryption``),
 under its own key, with the session's age as its TTL: expired sessions
 vanish on their own, so ``clear_expired`` has nothing to do. As Django's
 cache engine does, a save that finds its key gone (a logout in another

@@ -67,3 +67,20 @@ def test_attack_command_prints_what_each_mode_promises_and_does(tmp_path) -> Non
     assert "| refused (401) | as promised" in table["jwt", "use a forged alg:none token"]
     assert "NOT as promised" not in done.stdout
     assert "a signed cookie *is* the session" in done.stdout
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("mode", ["cookie", "cached_db"])
+def test_a_stored_session_is_read_in_clear_and_not_once_encrypted(make_lab, mode: str) -> None:
+    from sessions_lab import attack
+
+    copies = ["the cookie"] if mode == "cookie" else ["the Redis value", "the django_session row"]
+    for options, promise in (((), attack.READABLE), (("--encrypt-sessions",), attack.UNREADABLE)):
+        lab = make_lab("--mode", mode, "--instances", "1", *options)
+        try:
+            outcome = attack.read_the_session(lab.url, mode, "user1", lab.run_dir)
+        finally:
+            lab.teardown()
+        assert (outcome.expected, outcome.observed) == (promise, promise), outcome
+        if promise == attack.UNREADABLE:  # every copy the store holds
+            assert all(f"{copy}: a Fernet token" in outcome.detail for copy in copies), outcome

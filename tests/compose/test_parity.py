@@ -19,7 +19,7 @@ from sessions_lab.cluster import compose_files as compose_target
 from sessions_lab.cluster import replication, serve
 from sessions_lab.cluster.apps import app_env, gunicorn_spec, prepare_database_argv
 from sessions_lab.cluster.binaries import Binary, find_binary
-from sessions_lab.cluster.config import LabConfig, RunFolder
+from sessions_lab.cluster.config import ENCRYPTION_KEY, LabConfig, RunFolder, ShopOptions
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.cluster.memcached import memcached_argv
 from sessions_lab.cluster.nginx import render_nginx_conf
@@ -120,6 +120,31 @@ def test_app_services_get_the_native_environment(
             k: without_address(k, v) for k, v in native.items()
         }
         assert container["DATABASE_URL"].startswith(native["DATABASE_URL"].split(":")[0])
+
+
+SHOP_VARIABLES = ("CART_STORE", "SESSION_ENCRYPTION_KEYS", "SESSION_IDLE_S", "SESSION_ABSOLUTE_S")
+
+
+def test_the_shop_options_reach_the_containers_as_they_reach_native_instances(
+    compose: ComposeRun, deploy_copy: Path, tmp_path: Path
+) -> None:
+    config = native_config("redis", "none")
+    config.shop = ShopOptions("rows", encrypt_sessions=True, session_idle=5, session_absolute=60)
+    run = native_run(tmp_path)
+    native = native_environment(config, run, "app1")
+    key = run.keys()[ENCRYPTION_KEY]
+    assert {name: native[name] for name in SHOP_VARIABLES} == {
+        "CART_STORE": "rows",
+        "SESSION_ENCRYPTION_KEYS": key,
+        "SESSION_IDLE_S": "5",
+        "SESSION_ABSOLUTE_S": "60",
+    }
+    # What `experiment --driver compose` writes into deploy/.env for the same options.
+    from_env = config.shop.env(key)
+    services = compose_services(compose, deploy_copy, SESSION_MODE="redis", **from_env)
+    container = dict(services["app1"]["environment"])
+    assert {name: container[name] for name in SHOP_VARIABLES} == from_env
+    assert ShopOptions.from_env(container) == config.shop
 
 
 def test_migrate_runs_the_native_prepare_script(compose: ComposeRun, deploy_copy: Path) -> None:

@@ -164,6 +164,30 @@ def writes_wait_for_a_promoted_replica(seen: Seen) -> None:
 
 
 # What the lab shows right after a command of the guide (the command's line).
+def stored_as_the_lab_encrypts(seen: Seen) -> None:
+    """The footer's "stored as": plain JSON, or with --encrypt-sessions a Fernet token."""
+    encrypted = json.loads((seen.lab.run_dir / "lab.json").read_text())["shop"]["encrypt_sessions"]
+    shopper = Shopper(seen.lab, "redis")
+    shopper.login("user3")
+    stored = shopper.whoami()["session"]["stored_as"]
+    assert stored["encrypted"] is encrypted
+    assert stored["preview"].startswith("gAAAAA") is encrypted, stored
+    assert ("_auth_user_id" in stored["preview"]) is not encrypted, stored
+
+
+def store_read_as_the_lab_encrypts(seen: Seen) -> None:
+    """attack reads the cart out of Redis, unless the running lab encrypts sessions."""
+    encrypted = json.loads((seen.lab.run_dir / "lab.json").read_text())["shop"]["encrypt_sessions"]
+    [row] = [line for line in seen.stdout.splitlines() if "read the cart out of the store" in line]
+    assert row.endswith("| as promised |"), seen.stdout
+    assert ("| unreadable |" in row) is encrypted, row
+
+
+def cookie_unreadable_when_encrypted(seen: Seen) -> None:
+    [row] = [line for line in seen.stdout.splitlines() if "out of the signed cookie" in line]
+    assert "| unreadable |" in row and row.endswith("| as promised |"), seen.stdout
+
+
 AFTER: dict[str, list[Callable[[Seen], None]]] = {
     "up --mode sticky --instances 3": [same_instance_on_reload],
     "up --mode sticky --affinity route": [route_in_the_url_picks_the_instance],
@@ -177,6 +201,10 @@ AFTER: dict[str, list[Callable[[Seen], None]]] = {
     "fill-cart --lines 1400": [cart_stops_at_the_shop_s_refusal],
     "up --mode replicated": [logged_in_before_the_failover],
     "kill redis-primary": [writes_wait_for_a_promoted_replica],
+    "up --mode redis": [stored_as_the_lab_encrypts],
+    "up --mode redis --encrypt-sessions": [stored_as_the_lab_encrypts],
+    "attack": [store_read_as_the_lab_encrypts],
+    "attack --mode cookie --encrypt-sessions": [cookie_unreadable_when_encrypted],
 }
 
 
@@ -257,6 +285,27 @@ def only_the_killed_node_s_users_lose(summary: dict[str, Any], out: Path) -> Non
     assert "Users by cache node" in (out / "report.html").read_text()
 
 
+def two_tabs_lose_where_the_session_is_saved_whole(summary: dict[str, Any], out: Path) -> None:
+    redis, cookie, jwt = (modes(summary)[name] for name in ("redis", "cookie", "jwt"))
+    assert redis["lost_updates"] > 0 and cookie["lost_updates"] > 0
+    assert jwt["lost_updates"] == 0 < jwt["updates_acknowledged"]
+    assert "Two tabs: " in (out / "report.html").read_text()
+
+
+def rows_lose_no_update(summary: dict[str, Any], out: Path) -> None:
+    redis = modes(summary)["redis"]
+    assert summary["cart_store"] == "rows"
+    assert redis["lost_updates"] == 0 < redis["updates_acknowledged"]
+
+
+def only_the_paused_are_logged_out(summary: dict[str, Any], out: Path) -> None:
+    for result in modes(summary).values():
+        assert result["users_paused"] > 0
+        assert result["users_paused_logged_out"] == result["users_paused"]
+        assert result["users_active_logged_out"] == 0
+    assert "Idle limit 5 s: " in (out / "report.html").read_text()
+
+
 def demo_reports_every_mode(summary: dict[str, Any], out: Path) -> None:
     assert list(modes(summary)) == list(MODE_NAMES)
     report = (out / "report.html").read_text()
@@ -294,6 +343,15 @@ EXPERIMENT_CHECKS: dict[str, list[Callable[[dict[str, Any], Path], None]]] = {
     ],
     "--modes memcached --scenario cache-node-down --users 12 --duration 30": [
         only_the_killed_node_s_users_lose
+    ],
+    "--modes redis,cookie,jwt --scenario two-tabs --users 6 --duration 15": [
+        two_tabs_lose_where_the_session_is_saved_whole
+    ],
+    "--modes redis --scenario two-tabs --cart-store rows --users 6 --duration 15": [
+        rows_lose_no_update
+    ],
+    "--modes redis,cookie,jwt --scenario idle-timeout --session-idle 5 --users 9 --duration 30": [
+        only_the_paused_are_logged_out
     ],
     " ".join(SHORT_KILL_ONE): [demo_reports_every_mode],  # make demo, shortened
 }
