@@ -175,7 +175,8 @@ def add_shop_options(command: argparse.ArgumentParser) -> None:
         "--session-idle",
         type=seconds,
         metavar="S",
-        help="log a user out after S seconds without a request (default: two days)",
+        help="log a user out after S seconds without a request "
+        "(default: two days after the session last changed)",
     )
     shop.add_argument(
         "--session-absolute",
@@ -208,6 +209,11 @@ def attack(args: argparse.Namespace) -> int:
     if not args.mode:
         if not cluster.is_running():
             raise LabError("no lab is running: `sessions-lab up --mode M` first, or pass --mode")
+        if shop_options(args) != ShopOptions():
+            raise LabError(
+                "shop options apply to the labs `attack --mode M` starts; the running lab keeps "
+                "the ones it was started with (`up … --encrypt-sessions`)"
+            )
         state = cluster.status()
         results = {
             state["mode"]: run_attacks(

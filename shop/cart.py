@@ -329,17 +329,24 @@ def move_session_cart_to_rows(request: Any, user: Any) -> None:
     """At login with ``CART_STORE=rows``: what the visitor put in the cart joins the user's rows.
 
     A line already in the rows keeps the larger quantity (set, never added:
-    a login sent twice cannot double a line). The session's copy goes, so
-    one cart is all the user ever sees.
+    a login sent twice cannot double a line). A line whose product is gone
+    (the catalog was reset meanwhile) is dropped: a row must name a product.
+    The session's copy goes, so one cart is all the user ever sees.
     """
+    from shop.models import Product
+
     session = getattr(request, "session", None)
     if session is None or not keeps_carts_in_rows() or SessionCartStore.key not in session:
         return
     visitor = Cart.from_dict(session.pop(SessionCartStore.key))
-    if not len(visitor):
+    existing = set(
+        Product.objects.filter(pk__in=[p for p, _ in visitor]).values_list("pk", flat=True)
+    )
+    lines = [(product_id, quantity) for product_id, quantity in visitor if product_id in existing]
+    if not lines:
         return
     store = UserCartStore(user)
     cart = store.load()
-    for product_id, quantity in visitor:
+    for product_id, quantity in lines:
         cart.set(product_id, max(quantity, cart.quantity(product_id)))
     store.save(cart)

@@ -5,17 +5,20 @@ The limits come from the environment (``sessions_lab/timeout_settings.py``:
 enforces them the way it can:
 
 - **Idle, session modes**: the session's age is the idle limit, and
-  ``IdleTimeoutMiddleware`` saves every session a request used, so its
-  expiry moves on with each use: the database row's ``expire_date``, the
-  TTL in Redis, memcached or the replicated Valkey, the local-memory
-  timeout, the signed cookie's timestamp (checked against the same age),
-  and the browser cookie's Max-Age. A session silent for longer expires
-  where it lives. Django's ``SESSION_SAVE_EVERY_REQUEST`` would save
-  after *every* request instead, including those that never read the
-  session: the catalog and ``/healthz`` would write to the store (and
-  fail while it is down, which they otherwise survive), an expired cookie
-  sent there would get a new empty session stored, and in ``cached_db``
-  mode every read would be a change, refused while Redis is down.
+  ``IdleTimeoutMiddleware`` moves on the expiry of every session a request
+  read, without writing its data: the engine's ``touch_expiry`` moves the
+  database row's ``expire_date``, the TTL in Redis, memcached or the
+  replicated Valkey, the local-memory timeout; the browser cookie is sent
+  again with a new Max-Age. In ``cookie`` mode, where the cookie is the
+  session, it is re-signed instead (its timestamp, checked against the same
+  age). A session silent for longer expires where it lives. Django's
+  ``SESSION_SAVE_EVERY_REQUEST`` would save the whole session after
+  *every* request instead, including those that never read the session:
+  the catalog and ``/healthz`` would write to the store (and fail while it
+  is down, which they otherwise survive), an expired cookie sent there
+  would get a new empty session stored, in ``cached_db`` mode every read
+  would be a change, refused while Redis is down — and a read would save
+  what it read over a concurrent write of the same session.
 - **Idle, jwt**: the refresh token's lifetime (the settings alone).
 - **Absolute, session modes**: the login's time is recorded in the session
   (``remember_login_time``, on ``user_logged_in``) and
@@ -45,6 +48,7 @@ from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import http_date
 
 from shop.middleware import is_personal
 from shop.sessions.errors import UNREACHABLE
@@ -105,21 +109,36 @@ def _outlived(session: SessionBase) -> bool:
 
 
 class IdleTimeoutMiddleware:
-    """Saves each session a request used, so that it expires ``SESSION_IDLE_S`` after its last use.
+    """Moves on the expiry of each session a request used: it ends ``SESSION_IDLE_S`` after its last use.
 
-    Inside ``SessionMiddleware``, which saves a session marked changed and
-    sends its cookie again with a new Max-Age. Not for a session the request
-    never read, an empty one (logged out, or expired: nothing to keep), or a
-    5xx answer (Django saves nothing then either).
+    Inside ``SessionMiddleware``, so it sees the answer first. A session the
+    view changed is saved there as always, its cookie sent with a new
+    Max-Age: nothing to do here. A session the request only read has its
+    expiry moved in its store by the engine's ``touch_expiry``, its data
+    never written — a read overlapping a write of the same session (another
+    tab, another instance) cannot save the older session over the change
+    and roll back its cart — and its cookie is sent again here, as
+    ``SessionMiddleware`` would send it (``send_session_cookie``): a client
+    that honours the cookie's expiry (a browser, Locust's cookie jar) would
+    otherwise drop it ``SESSION_IDLE_S`` after the last *write*, logging out
+    a user who only reads. Not for a session the request never read, an
+    empty one (logged out, or expired: nothing to keep), or a 5xx answer
+    (Django saves nothing then either).
 
-    The cost, only with an idle limit: every request that uses a session
-    writes it back to its store — a database UPDATE in ``db`` and
-    ``cached_db`` (and a Redis DELETE and SET), a SET in the cache modes and
-    ``replicated`` — and in ``cookie`` mode re-signs the cookie, so a new
-    cookie every second is checked in full once (``shop.sessions.cookie``
-    remembers each). ``cached_db`` refuses any change while Redis cannot be
-    reached: the request is still answered from the database row, and the
-    session's expiry moves on at its next use once Redis is back.
+    The cost, only with an idle limit: every request that reads a session
+    moves its expiry — one UPDATE of ``expire_date`` in ``db``, that and a
+    PEXPIRE in ``cached_db``, a PEXPIRE, a memcached TOUCH or a new
+    deadline in the cache modes, an EXPIRE on the primary in ``replicated``
+    (no WAIT, even with ``sync``). ``cookie`` mode cannot touch: the cookie
+    *is* the session, so a read re-signs it and sends the whole session
+    again (a new cookie every second is checked in full once:
+    ``shop.sessions.cookie`` remembers each). A read there answered after a
+    concurrent write from another tab sends the older session back, and the
+    browser keeps whichever cookie came last — the two-tabs race inherent
+    to that mode, as between any two of its writes. While a store cannot be
+    reached (``UNREACHABLE``: ``cached_db``'s Redis, ``replicated``'s
+    primary) the request is still answered: one warning, and the session's
+    expiry moves at its next use.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -129,16 +148,54 @@ class IdleTimeoutMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code < 500:
-            refresh_expiry(request.session)
+        if response.status_code < 500 and refresh_expiry(request.session):
+            send_session_cookie(request, response)
         return response
 
 
-def refresh_expiry(session: SessionBase) -> None:
-    """Mark a session this request used as changed, so that it is saved with a new expiry."""
+def refresh_expiry(session: SessionBase) -> bool:
+    """Move on the expiry of a session this request read and did not change.
+
+    With the engine's ``touch_expiry`` (every engine of the shop's but the
+    signed cookie's): the expiry alone, in the store; True if it moved, and
+    the caller sends the cookie again. Otherwise the session is marked
+    changed, and ``SessionMiddleware`` saves it whole, cookie and all (False).
+    """
     if not session.accessed or session.modified or session.is_empty():
-        return
+        return False
+    touch = getattr(session, "touch_expiry", None)
     try:
-        session.modified = True
+        if touch is None:
+            session.modified = True
+            return False
+        return bool(touch())
     except UNREACHABLE:
-        logger.warning("session expiry not refreshed now: its store refused the change")
+        logger.warning("session expiry not moved now: its store cannot be reached")
+        return False
+
+
+def send_session_cookie(request: HttpRequest, response: HttpResponse) -> None:
+    """Set the session's cookie as ``SessionMiddleware.process_response`` does after a save.
+
+    The same name, value (the session key), Max-Age and Expires (none for a
+    session that ends with the browser), domain, path and flags, so a touch
+    renews the cookie's expiry exactly as a save would.
+    """
+    session = request.session
+    if session.get_expire_at_browser_close():
+        max_age = None
+        expires = None
+    else:
+        max_age = session.get_expiry_age()
+        expires = http_date(time.time() + max_age)
+    response.set_cookie(
+        settings.SESSION_COOKIE_NAME,
+        session.session_key,
+        max_age=max_age,
+        expires=expires,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        path=settings.SESSION_COOKIE_PATH,
+        secure=settings.SESSION_COOKIE_SECURE or None,
+        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )

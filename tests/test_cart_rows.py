@@ -87,3 +87,17 @@ def test_checkout_orders_the_rows_and_empties_them(rows_shopper: Shopper, demo_u
     assert [(line.product_id, line.quantity) for line in order.lines.all()] == [(product, 2)]
     assert rows_shopper.cart_lines() == {}
     assert not CartLine.objects.filter(user=demo_user).exists()
+
+
+def test_a_visitor_s_line_of_a_product_gone_since_is_dropped_at_login(
+    rows_shopper: Shopper, demo_user
+) -> None:
+    first, second = products()
+    rows_shopper.set_quantity(first, 1)
+    rows_shopper.set_quantity(second, 2)
+    Product.objects.filter(pk=second).delete()  # the catalog reset meanwhile
+
+    assert rows_shopper.login().status_code == 200
+
+    assert rows_shopper.cart_lines() == {first: 1}
+    assert rows_shopper.whoami()["authenticated"] is True

@@ -237,7 +237,8 @@ def test_the_table_shows_two_tabs_and_pauses_only_where_a_mode_measured_them(
 ) -> None:
     users = [
         user("user1", "app1") | {"updates_acknowledged": 12, "lost_updates": 4},
-        user("user2", "app2") | {"paused_at": 5.0, "paused_s": 10.0, "lost": True},
+        user("user2", "app2")
+        | {"paused_at": 5.0, "paused_s": 10.0, "lost": True, "first_loss_at": 16.0},
     ]
     write_run(tmp_path / "redis", users, [second(t) for t in range(5)])
     result = summarise_mode(ModeRun(tmp_path / "redis", [], False, 0), "x", lambda r: "")

@@ -293,7 +293,7 @@ def bench(
     ).stdout.splitlines()[0]
     result: dict[str, Any] = {
         # 2: a replicated mode is measured twice, "replicated" (async) and "replicated (sync)",
-        # each with its "replication". 3: the shop's options, "cart_store" and "encrypt_sessions".
+        # each with its "replication". 3: the shop's options (ShopOptions).
         "schema_version": 3,
         "generator": wrk_version.split(" [")[0],
         "duration_s": duration,

@@ -16,6 +16,13 @@ from sessions_lab.modes import Mode, StoreServer, get_mode
 
 NOT_APPLICABLE = "not applicable"
 
+# Users start over this share of the run: their logins (a password hash each,
+# ~0.4 s of CPU) spread out instead of queueing, and all have started by the
+# time the first fault of most scenarios comes (30% or later; a rolling
+# restart's first drain, at 15%, meets the last logins, which nginx moves
+# to another instance like any request).
+RAMP_UP_SHARE = 0.15
+
 ModeResult = Mapping[str, Any]  # one mode's entry of summary.json
 
 
@@ -82,6 +89,7 @@ class RunOptions:
     session_idle: int | None = None  # seconds without a request that end a login
     session_absolute: int | None = None  # seconds after the login that end it
     affinity: str = "cookie"  # sticky mode: how nginx pins a client (cookie, route, ip…)
+    duration_s: int = 40  # the load's length
 
 
 NOBODY = Expectation("nobody loses a session", nobody_loses)

@@ -30,8 +30,7 @@ from sessions_lab.experiments.server_logs import access_lines, late_writes, retr
 # (users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node,
 # write_unavailable_s, stale_reads; and the run's replication). Schema 5: concurrent
 # updates (updates_acknowledged, lost_updates), idle logins (users_paused,
-# users_paused_logged_out, users_active_logged_out); and the run's cart_store,
-# encrypt_sessions, session_idle and session_absolute.
+# users_paused_logged_out, users_active_logged_out); the run's shop options.
 SCHEMA_VERSION = 5
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
@@ -314,15 +313,16 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
 
 
 def pauses(users: list[dict[str, Any]]) -> dict[str, int]:
-    """Shoppers who paused (``--idle-pause``) and, of them and of the others, who lost their login."""
+    """Shoppers who paused (``--idle-pause``), those first logged out after the pause began,
+    and those first logged out while shopping (a paused one before its pause included)."""
     shoppers = [user for user in users if user.get("kind") not in ("anonymous", "unknown")]
     paused = [user for user in shoppers if user.get("paused_at") is not None]
+    lost = [user for user in shoppers if user["lost"]]
+    idled = [u for u in paused if u["lost"] and (u.get("first_loss_at") or 0) >= u["paused_at"]]
     return {
         "users_paused": len(paused),
-        "users_paused_logged_out": sum(1 for user in paused if user["lost"]),
-        "users_active_logged_out": sum(
-            1 for user in shoppers if user.get("paused_at") is None and user["lost"]
-        ),
+        "users_paused_logged_out": len(idled),
+        "users_active_logged_out": len(lost) - len(idled),
     }
 
 

@@ -29,6 +29,7 @@ from sessions_lab.cluster.config import ShopOptions
 from sessions_lab.cluster.driver import Driver, driver_for
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments import report
+from sessions_lab.experiments.expectations import RAMP_UP_SHARE
 from sessions_lab.experiments.results import (
     SCHEMA_VERSION,
     ModeRun,
@@ -77,6 +78,7 @@ class Experiment:
             "conditional_writes": self.conditional_writes,
             "replication": self.replication,
             "affinity": self.affinity,
+            "duration_s": self.duration,
             **shop,
         }
 
@@ -350,13 +352,6 @@ class Experiment:
 
 # What a mode's run writes as it goes, and reads back before it is over.
 LIVE_FILES = ("timeline.jsonl", "events.jsonl", "users.jsonl", "failures.jsonl", ORDERS_FILE)
-
-# Users start over this share of the run: their logins (a password hash each,
-# ~0.4 s of CPU) spread out instead of queueing, and all have started by the
-# time the first fault of most scenarios comes (30% or later; a rolling
-# restart's first drain, at 15%, meets the last logins, which nginx moves
-# to another instance like any request).
-RAMP_UP_SHARE = 0.15
 
 
 def spawn_rate(users: int, duration: float) -> float:

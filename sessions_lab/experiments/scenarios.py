@@ -41,6 +41,7 @@ from sessions_lab.experiments.no_fault import (
     scale_out_expects,
     two_tabs_expects,
     two_tabs_load,
+    two_tabs_refusal,
 )
 from sessions_lab.modes import Mode, StoreServer, get_mode
 
@@ -388,6 +389,7 @@ SCENARIOS: dict[str, Scenario] = {
             no_faults,
             two_tabs_expects,
             load=two_tabs_load,
+            refusal=two_tabs_refusal,
         ),
         Scenario(
             "idle-timeout",

@@ -1,5 +1,5 @@
 """The engine of the modes that keep sessions in a cache (sticky, redis, memcached): Django's,
-changed in two places.
+changed in two places, and able to move a session's expiry alone.
 
 **Each session stored as the session serializer writes it.** Django's cache
 engine hands the cache the session's dictionary, which the cache pickles
@@ -28,6 +28,13 @@ Django's, which already let a Redis error through, in both their sync and
 async forms; ``aload`` is Django's own async read, so it gets the same
 change as ``load``. Local memory and memcached raise no Redis error: for
 them only the first change applies.
+
+**Moving the expiry alone** (``touch_expiry``, for ``SESSION_IDLE_S``:
+``shop.timeouts.refresh_expiry``): the cache's own ``touch`` (a PEXPIRE in
+Redis, a memcached TOUCH, a new deadline in local memory), never the data,
+so a request that only read a session cannot save what it read over a
+concurrent change. A key the cache no longer holds (a logout meanwhile, an
+eviction) is not brought back. Errors are the cache's, as for a save.
 """
 
 from __future__ import annotations
@@ -66,6 +73,15 @@ class SessionStore(cache.SessionStore):
             session_data = None
         return self._loaded(session_data)
 
+    def touch_expiry(self) -> bool:
+        """Move this loaded session's expiry to now + its age, its data untouched.
+
+        False if the cache holds no such session any more: nothing is stored then.
+        """
+        if self.session_key is None:
+            return False
+        return bool(self._cache.touch(self.cache_key, self.get_expiry_age()))
+
     def _loaded(self, session_data: dict[str, Any] | None) -> dict[str, Any]:
         if session_data is not None:
             return session_data
@@ -78,7 +94,7 @@ class SerializedSessions:
 
     ``get`` answers the session (None for a miss, or for a value the
     serializer cannot read: no session); ``set`` and ``add`` take one. The
-    rest (``delete``, ``has_key``, ``make_key``…) is the cache's own.
+    rest (``delete``, ``touch``, ``has_key``, ``make_key``…) is the cache's own.
     """
 
     def __init__(self, cache: BaseCache, serializer: type) -> None:

@@ -44,6 +44,18 @@ raised at most once per Redis timeout: after one failure a store refuses
 without asking Redis again, so a stalled Redis costs a request one
 SOCKET_TIMEOUT, not one per command.
 
+Moving the expiry alone (``touch_expiry``, for ``SESSION_IDLE_S``:
+``shop.timeouts.refresh_expiry``) is no change: the row's ``expire_date``
+first (one UPDATE), then the copy's TTL (a PEXPIRE), never the data, and
+no DELETE: a request that only read the session cannot save what it read
+over a concurrent change. The row first, so a copy never outlives its row;
+a row gone (a logout meanwhile) leaves the copy alone, and a copy absent
+stays absent. While Redis cannot be reached (as the request's read found),
+nothing moves: the touch is refused (``SessionChangeRefused``), the
+request is still answered, and the session's next use moves its expiry
+once Redis is back. Should Redis fail between the two, only the row has
+moved: a copy Redis still holds expires first, and reads then take the row.
+
 What remains, as in Django's engine: a read or a save of the same session
 whose database access comes before a logout's row delete and whose Redis
 write comes after the logout's last DELETE puts the deleted session back
@@ -63,11 +75,13 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.core.exceptions import ImproperlyConfigured
 
 from shop.sessions.cache import SerializedSessions
+from shop.sessions.db import touch_row
 from shop.sessions.errors import REDIS_DOWN, SessionChangeRefused
 
 logger = logging.getLogger("shop.sessions")
 
 REFUSED = "Redis cannot be reached: the session's copy there could not be removed, so it is left unchanged"
+NOT_TOUCHED = "Redis cannot be reached: the session's expiry is left for its next use"
 
 
 class SessionStore(cached_db.SessionStore):
@@ -163,6 +177,24 @@ class SessionStore(cached_db.SessionStore):
         DatabaseStore.save(self)
         self._write_copy()
         return None
+
+    def touch_expiry(self) -> bool:
+        """Move this loaded session's expiry to now + its age, in its row then in its Redis
+        copy, its data untouched. False if no live row holds it any more (nothing moved then);
+        ``SessionChangeRefused`` while Redis cannot be reached (the row may have moved)."""
+        if self.session_key is None:
+            return False
+        if self._redis_down:  # seen by this request's read: leave the expiry as it is
+            raise SessionChangeRefused(NOT_TOUCHED)
+        if not touch_row(self):
+            return False
+        try:
+            self._cache.touch(self.cache_key, self.get_expiry_age())  # no copy: none is made
+        except REDIS_DOWN as error:
+            # The row moved, the copy (if Redis still has one) expires first: reads take the row.
+            self._redis_down = True
+            raise SessionChangeRefused(NOT_TOUCHED) from error
+        return True
 
     def _write_copy(self) -> None:
         if self._redis_down:

@@ -43,9 +43,8 @@ class SessionStore(signed_cookies.SessionStore):
         older_key_reads = encryption.older_key_reads()
         try:
             data = signing.loads(cookie, serializer=self.serializer, max_age=max_age, salt=SALT)
-        except (
-            Exception
-        ):  # as Django's: a bad signature, bad data, too old or unreadable start afresh
+        # As Django's: a bad signature, bad data, too old or unreadable start afresh.
+        except Exception:
             self.create()
             return {}
         if encryption.older_key_reads() == older_key_reads:

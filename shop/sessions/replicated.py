@@ -30,6 +30,14 @@ be reached (``MasterNotFoundError``), propagates: it is one of
 ``UNREACHABLE``. Every client tries once and gives up after SOCKET_TIMEOUT:
 a dead server is a prompt error, never a hang. The async methods are
 SessionBase's own: each runs its sync twin in a thread.
+
+``touch_expiry`` (for ``SESSION_IDLE_S``: ``shop.timeouts.refresh_expiry``)
+moves a session's expiry alone: one EXPIRE on the primary, never a SET of
+the data, so a request that only read the session cannot save what it read
+over a concurrent change; a key gone (a logout meanwhile) is not brought
+back. Errors are those of a save; with ``sync`` it sends no WAIT: an expiry
+a failover loses only ends the login at the one the replica had, never
+loses data.
 """
 
 from __future__ import annotations
@@ -164,6 +172,16 @@ class SessionStore(SessionBase):
         if not stored:
             raise CreateError if must_create else UpdateError
         return None
+
+    def touch_expiry(self) -> bool:
+        """Move this loaded session's expiry to now + its age on the primary, its data untouched.
+
+        False if the primary no longer holds it: nothing is stored then.
+        """
+        if self.session_key is None:
+            return False
+        # EXPIRE on a missing key is a no-op; one of 0 or less deletes it, as a save would.
+        return bool(self._primary.expire(self.cache_key, self.get_expiry_age()))
 
     def _save_expired(self, name: str, must_create: bool) -> None:
         # As Django's cache engine with a timeout of 0 or less: nothing stored, an

@@ -15,23 +15,45 @@ from tests.cluster.lab import cli
 IDLE_TIMEOUT = ("--scenario", "idle-timeout", "--session-idle", "5", "--users", "9")
 
 
-def shopper(paused: bool, lost: bool, kind: str = "session") -> dict:
-    return {"kind": kind, "paused_at": 1.0 if paused else None, "lost": lost}
+def shopper(paused_at: float | None, lost_at: float | None, kind: str = "session") -> dict:
+    return {
+        "kind": kind,
+        "paused_at": paused_at,
+        "lost": lost_at is not None,
+        "first_loss_at": lost_at,
+    }
 
 
 def test_pauses_count_the_paused_and_the_active_shoppers_who_lost_their_login() -> None:
     users = [
-        shopper(paused=True, lost=True),
-        shopper(paused=True, lost=False),
-        shopper(paused=False, lost=True, kind="jwt"),
-        shopper(paused=False, lost=False),
-        shopper(paused=False, lost=True, kind="anonymous"),  # no login to lose
+        shopper(paused_at=10.0, lost_at=25.0),  # out on its return: the idle logout
+        shopper(paused_at=10.0, lost_at=None),  # paused, yet still logged in
+        shopper(paused_at=10.0, lost_at=4.0),  # lost its login before it paused
+        shopper(paused_at=None, lost_at=12.0, kind="jwt"),  # lost it while shopping
+        shopper(paused_at=None, lost_at=None),
+        shopper(paused_at=None, lost_at=3.0, kind="anonymous"),  # no login to lose
     ]
     assert pauses(users) == {
-        "users_paused": 2,
+        "users_paused": 3,
         "users_paused_logged_out": 1,
-        "users_active_logged_out": 1,
+        "users_active_logged_out": 2,
     }
+
+
+def test_a_run_too_short_for_the_pause_to_end_is_refused() -> None:
+    scenario = get_scenario("idle-timeout")
+    assert scenario.refusal(RunOptions(session_idle=5, duration_s=30)) is None
+    refusal = scenario.refusal(RunOptions(session_idle=20, duration_s=40))
+    assert refusal == (
+        "idle-timeout with --session-idle 20 needs --duration 60 or more: "
+        "the shoppers who pause for 40 s must come back before the end"
+    )
+
+
+def test_two_tabs_refuses_conditional_writes() -> None:
+    scenario = get_scenario("two-tabs")
+    assert scenario.refusal(RunOptions()) is None
+    assert "--conditional-writes" in scenario.refusal(RunOptions(conditional_writes=True))
 
 
 @pytest.mark.parametrize("mode", MODE_NAMES)
