@@ -103,7 +103,8 @@ def memcached_nodes(env: Mapping[str, str]) -> dict[str, Any]:
     # a restarted node rejoins, empty, within seconds.
     servers = env.get("MEMCACHED_SERVERS", "127.0.0.1:11211")
     return {
-        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        # Django's PyMemcacheCache, its connections kept between requests.
+        "BACKEND": "shop.sessions.cache.KeptOpenPyMemcacheCache",
         "LOCATION": [server.strip() for server in servers.split(",") if server.strip()],
         "KEY_PREFIX": SESSION_CACHE_KEY_PREFIX,
         "OPTIONS": {

@@ -117,6 +117,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------ auth
 LOGIN_URL = "/accounts/login/"
+# Django's ModelBackend, reading a session's user with one plain query (shop/users.py).
+AUTHENTICATION_BACKENDS = ["shop.users.QuickModelBackend"]
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 # Login throttling: failures live in the shared database (see shop/login_throttle.py).

@@ -132,12 +132,23 @@ class StaleCartError(Exception):
         self.version = version
 
 
+class UnknownProductError(LookupError):
+    """A cart of rows asked to hold a product the catalog no longer has (deleted moments ago)."""
+
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"Unknown product {product_id}.")
+        self.product_id = product_id
+
+
 class CartTooLargeError(ValueError):
     """The cart would push a signed-cookie session past what a browser keeps."""
 
 
 class SessionCartStore:
     """The cart as one value in the session, version and lines: saved whole, so the last save wins.
+
+    A save that changes nothing leaves the session unchanged, so Django does
+    not write it back to its store (or re-sign its cookie) for nothing.
 
     The request loads its session once, so the version a write is checked
     against is the one it saves over: no other request can change it between.
@@ -156,6 +167,10 @@ class SessionCartStore:
         stored = Cart.from_dict(previous)
         if expected is not None and stored.version != expected:
             raise StaleCartError(stored.version)
+        if cart == stored and previous == stored.to_dict():
+            # Nothing changed: the session is not marked changed, so not saved again.
+            cart.version = stored.version
+            return
         version = stored.version if cart == stored else stored.version + 1
         self.session[self.key] = {**cart.to_dict(), "version": version}
         size = signed_cookie_size(self.session)
@@ -191,6 +206,10 @@ class UserCartStore:
     the version in the same transaction; a conditional save bumps it only
     from the version it expects (a compare-and-set), so of two instances
     that both passed the If-Match check only the first writes.
+
+    Plain SQL (``UserCartSQL``), as the cart read: through the ORM, the five
+    statements of a write cost about 1.4 ms to build on the lab's machine,
+    several times what the database takes to run them.
     """
 
     def __init__(self, user: Any) -> None:
@@ -198,17 +217,16 @@ class UserCartStore:
         self._loaded = Cart()
 
     def load(self) -> Cart:
-        from shop.models import CartLine
-
-        # The version first: lines read after it are at least as new, and a
-        # change made after it fails a conditional save's compare-and-set.
-        version = self._version()
-        rows = CartLine.objects.filter(user=self.user).values_list("product_id", "quantity")
-        self._loaded = Cart(dict(rows), version=version)
-        return Cart(dict(self._loaded), version=version)
+        # One statement reads the lines and the version together: one snapshot.
+        # A user deactivated meanwhile reads as an empty cart, at version 0.
+        cart = active_user_cart(self.user.pk)
+        if cart is None:  # not `or`: an empty cart is falsy, and has a version
+            cart = Cart()
+        self._loaded = Cart(dict(cart), version=cart.version)
+        return cart
 
     def save(self, cart: Cart, *, expected: int | None = None) -> None:
-        from django.db import transaction
+        from django.db import connections, router, transaction
 
         from shop.models import CartLine
 
@@ -216,39 +234,98 @@ class UserCartStore:
         if before == after:  # nothing to write, nothing to bump
             cart.version = self._loaded.version
             return
-        with transaction.atomic():
-            version = self._bump(expected)
+        alias = router.db_for_write(CartLine)
+        sql = UserCartSQL.for_database(alias)
+        user_id = self.user.pk
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            version = sql.bump(cursor, user_id, expected)
             gone = [product_id for product_id in before if product_id not in after]
             if gone:
-                CartLine.objects.filter(user=self.user, product_id__in=gone).delete()
+                cursor.execute(sql.delete_lines(len(gone)), (user_id, *gone))
             for product_id, quantity in after.items():
                 if before.get(product_id) != quantity:
-                    CartLine.objects.update_or_create(
-                        user=self.user, product_id=product_id, defaults={"quantity": quantity}
-                    )
+                    cursor.execute(sql.upsert_line, (user_id, product_id, quantity, product_id))
+                    if cursor.rowcount == 0:  # the product is gone: the whole write is undone
+                        raise UnknownProductError(product_id)
         self._loaded = Cart(after, version=version)
         cart.version = version
 
-    def _version(self) -> int:
-        from shop.models import CartVersion
 
-        rows = CartVersion.objects.filter(user=self.user).values_list("version", flat=True)
-        return next(iter(rows), 0)
+class UserCartSQL:
+    """The statements of a ``UserCartStore`` write, built once per database from the models' metadata.
 
-    def _bump(self, expected: int | None) -> int:
-        """One more than the stored version, or ``StaleCartError`` if it is not ``expected``."""
-        from django.db.models import F
+    Identifiers come from the models; every value is a parameter. Both of the
+    lab's databases (SQLite 3.35 and later, PostgreSQL) take ``ON CONFLICT``
+    and ``RETURNING``.
+    """
 
-        from shop.models import CartVersion
+    def __init__(self, alias: str) -> None:
+        from django.db import connections
 
-        CartVersion.objects.get_or_create(user=self.user)  # at 0: a cart never written
-        rows = CartVersion.objects.filter(user=self.user)
-        if expected is not None:
-            rows = rows.filter(version=expected)
-        if not rows.update(version=F("version") + 1):
-            raise StaleCartError(self._version())
-        # Our UPDATE holds the row until the transaction ends: this reads our own value.
-        return self._version()
+        from shop.models import CartLine, CartVersion, Product
+
+        q = connections[alias].ops.quote_name
+        lines, versions = q(CartLine._meta.db_table), q(CartVersion._meta.db_table)
+        products, product_pk = q(Product._meta.db_table), q(Product._meta.pk.column)
+        user, product, quantity, version = (
+            q("user_id"),
+            q("product_id"),
+            q("quantity"),
+            q("version"),
+        )
+        # A removal's DELETE: ``delete_lines`` adds one placeholder per product.
+        self._delete_from = f"DELETE FROM {lines} WHERE {user} = %s AND {product} IN"  # noqa: S608
+        self.read_version = f"SELECT {version} FROM {versions} WHERE {user} = %s"  # noqa: S608
+        # A cart's first change creates its version row; every other bumps it.
+        self.bump_any = (
+            f"INSERT INTO {versions} ({user}, {version}) VALUES (%s, 1)"  # noqa: S608
+            f" ON CONFLICT ({user}) DO UPDATE SET {version} = {versions}.{version} + 1"
+            f" RETURNING {version}"
+        )
+        self.bump_from = (
+            f"UPDATE {versions} SET {version} = {version} + 1"  # noqa: S608
+            f" WHERE {user} = %s AND {version} = %s RETURNING {version}"
+        )
+        self.create_at_1 = (
+            f"INSERT INTO {versions} ({user}, {version}) VALUES (%s, 1)"  # noqa: S608
+            f" ON CONFLICT ({user}) DO NOTHING RETURNING {version}"
+        )
+        # Only for a product that exists: the shop checks ids against a price
+        # list up to 10 s old, and a row naming a deleted product would fail
+        # the commit (a 500). No row written: ``UnknownProductError``, a 404.
+        self.upsert_line = (
+            f"INSERT INTO {lines} ({user}, {product}, {quantity})"  # noqa: S608
+            f" SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM {products} WHERE {product_pk} = %s)"
+            f" ON CONFLICT ({user}, {product}) DO UPDATE SET {quantity} = excluded.{quantity}"
+        )
+
+    @classmethod
+    @functools.cache
+    def for_database(cls, alias: str) -> UserCartSQL:
+        return cls(alias)
+
+    def delete_lines(self, count: int) -> str:
+        return f"{self._delete_from} ({', '.join(['%s'] * count)})"
+
+    def bump(self, cursor: Any, user_id: Any, expected: int | None) -> int:
+        """One more than the stored version, or ``StaleCartError`` if it is not ``expected``.
+
+        The UPDATE (or INSERT) holds the row until the transaction ends, so of
+        two writers expecting the same version only the first gets a row back.
+        """
+        if expected is None:
+            cursor.execute(self.bump_any, (user_id,))
+            return int(cursor.fetchone()[0])
+        cursor.execute(self.bump_from, (user_id, expected))
+        row = cursor.fetchone()
+        if row is None and expected == 0:  # a cart never written has no row yet
+            cursor.execute(self.create_at_1, (user_id,))
+            row = cursor.fetchone()
+        if row is None:
+            cursor.execute(self.read_version, (user_id,))
+            stored = cursor.fetchone()
+            raise StaleCartError(int(stored[0]) if stored else 0)
+        return int(row[0])
 
 
 def active_user_cart(user_id: Any) -> Cart | None:

@@ -33,9 +33,11 @@ from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, BlacklistMixin, RefreshToken, Token
 
 from shop.timeouts import LOGIN_AT_CLAIM, TOO_OLD, login_time, past_absolute_limit
+from shop.users import token_user
 from shop.verified import VerifiedValues
 
 # Access tokens this process has verified (see shop/verified.py). Access tokens
@@ -60,6 +62,13 @@ class RememberedJWTAuthentication(JWTAuthentication):
         if past_absolute_limit(token.get(LOGIN_AT_CLAIM)):  # on every use: remembered or not
             raise InvalidToken(TOO_OLD)
         return token
+
+    def get_user(self, validated_token: Token) -> Any:
+        # simplejwt's checks, the user read with one plain query (shop.users),
+        # where its settings name the user by primary key and revoke nothing.
+        if jwt_settings.CHECK_REVOKE_TOKEN or jwt_settings.USER_ID_FIELD != "id":
+            return super().get_user(validated_token)
+        return token_user(validated_token)
 
 
 class LoginLimitedRefreshToken(RefreshToken):

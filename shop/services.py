@@ -97,19 +97,30 @@ def _change(store: CartStore, change: Callable[[Cart], None], versions: Versions
     return cart
 
 
+def product_exists(product_id: int) -> bool:
+    """Whether the catalog has this product: the price list first, the database if it is not there.
+
+    A product created since this process read its price list is found in the
+    database; one deleted since is still found here for up to ``PRICES.max_age``:
+    a session's cart then holds a line that counts for nothing (``cart_lines``,
+    ``cart_total``), and a cart of rows refuses it (``UnknownProductError``).
+    """
+    return product_id in PRICES.get() or Product.objects.filter(pk=product_id).exists()
+
+
 def cart_set_item(
-    store: CartStore, product: Product, quantity: int, *, versions: Versions = None
+    store: CartStore, product_id: int, quantity: int, *, versions: Versions = None
 ) -> Cart:
     """Set a product's quantity (0 removes it) and save; raises ValueError for a bad quantity."""
-    return _change(store, lambda cart: cart.set(product.pk, quantity), versions)
+    return _change(store, lambda cart: cart.set(product_id, quantity), versions)
 
 
-def cart_add_item(store: CartStore, product: Product, quantity: int = 1) -> Cart:
-    return _change(store, lambda cart: cart.add(product.pk, quantity), None)
+def cart_add_item(store: CartStore, product_id: int, quantity: int = 1) -> Cart:
+    return _change(store, lambda cart: cart.add(product_id, quantity), None)
 
 
-def cart_remove_item(store: CartStore, product: Product, *, versions: Versions = None) -> Cart:
-    return _change(store, lambda cart: cart.remove(product.pk), versions)
+def cart_remove_item(store: CartStore, product_id: int, *, versions: Versions = None) -> Cart:
+    return _change(store, lambda cart: cart.remove(product_id), versions)
 
 
 def order_place(user: Any, store: CartStore) -> Order:

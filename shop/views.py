@@ -138,7 +138,7 @@ def cart_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose a quantity between 1 and 99.")
         return redirect("product", pk=pk)
     try:
-        services.cart_add_item(store, product, form.cleaned_data["quantity"])
+        services.cart_add_item(store, product.pk, form.cleaned_data["quantity"])
     except CartTooLargeError as error:
         messages.error(request, str(error))
         return redirect("cart")
@@ -155,7 +155,7 @@ def cart_update(request: HttpRequest, pk: int) -> HttpResponse:
     form = QuantityForm(request.POST)
     if form.is_valid():
         try:
-            services.cart_set_item(store, product, form.cleaned_data["quantity"])
+            services.cart_set_item(store, product.pk, form.cleaned_data["quantity"])
         except CartTooLargeError as error:
             messages.error(request, str(error))
     else:
@@ -168,7 +168,7 @@ def cart_remove(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=pk)
     store = _store_or_login(request)
     if store is not None:
-        services.cart_remove_item(store, product)
+        services.cart_remove_item(store, product.pk)
         messages.success(request, f"Removed {product.name}.")
     return redirect("cart")
 

@@ -79,6 +79,24 @@ def test_session_store_bumps_the_version_only_when_the_lines_change() -> None:
     assert (cart.version, session["cart"]["version"]) == (1, 1)
 
 
+def test_a_save_that_changes_nothing_leaves_the_session_unchanged() -> None:
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+
+    session = SessionStore()
+    session["cart"] = {"lines": {"5": 2}, "version": 3}
+    session.modified = False  # as loaded
+    store = SessionCartStore(session)
+    cart = store.load()
+    cart.set(5, 2)  # what is there already
+    store.save(cart)
+    assert not session.modified  # so Django neither saves nor re-sends it
+    assert cart.version == 3
+    cart.set(5, 4)
+    store.save(cart)
+    assert session.modified
+    assert session["cart"] == {"lines": {"5": 4}, "version": 4}
+
+
 def test_session_store_refuses_a_save_expecting_another_version() -> None:
     session: dict = {"cart": {"lines": {"5": 2}, "version": 4}}
     store = SessionCartStore(session)

@@ -101,3 +101,44 @@ def test_a_visitor_s_line_of_a_product_gone_since_is_dropped_at_login(
 
     assert rows_shopper.cart_lines() == {first: 1}
     assert rows_shopper.whoami()["authenticated"] is True
+
+
+def deleted_elsewhere() -> int:
+    """A product this process's price list still holds, deleted as another instance would:
+    in the database only (no signal here clears the list)."""
+    from django.db import connection
+
+    from shop import services
+
+    product = Product.objects.create(name="Gone soon", price="1.00", category="tea")
+    services.PRICES.clear()
+    assert product.pk in services.PRICES.get()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Product._meta.db_table} WHERE id = %s", [product.pk])  # noqa: S608
+    return product.pk
+
+
+@pytest.mark.parametrize("body", ['{"quantity": 2}', '{"quantity": 2, "via": "drf"}'])
+def test_a_product_deleted_moments_ago_is_a_404_not_a_500_in_a_cart_of_rows(
+    use_mode, settings, demo_user, body: str
+) -> None:
+    # jwt's carts are rows, and so are a session mode's with CART_STORE=rows.
+    for mode, cart_store in (("jwt", "session"), ("db", "rows")):
+        use_mode(mode)
+        settings.CART_STORE = cart_store
+        shopper = Shopper(mode)
+        shopper.login()
+        kept = products(1)[0]
+        assert shopper.set_quantity(kept, 1).status_code == 200
+        gone = deleted_elsewhere()
+        # The plain write (answered without DRF) and one only DRF answers (an extra field).
+        answer = shopper.client.put(
+            f"/api/cart/items/{gone}/", data=body, content_type="application/json",
+            headers=shopper.headers(),
+        )  # fmt: skip
+        assert answer.status_code == 404, (mode, answer.content)
+        assert answer.json()["detail"] == f"Unknown product {gone}."
+        assert shopper.cart_lines() == {kept: 1}
+        assert CartVersion.objects.get(user=demo_user).version == 1  # the bump was undone
+        CartLine.objects.all().delete()
+        CartVersion.objects.all().delete()

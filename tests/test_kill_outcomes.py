@@ -1,5 +1,5 @@
-"""How the bench's kill measurement tells a cut-off answer from no answer (``bench.run.attempt``),
-and sends a failed checkout again with its key (``bench.run.check_out``)."""
+"""How the bench's kill measurement tells a cut-off answer from no answer (``bench.kill.attempt``),
+and sends a failed checkout again with its key (``bench.kill.check_out``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from sessions_lab.bench.run import CHECKOUT_ATTEMPTS, attempt, check_out
+from sessions_lab.bench.kill import CHECKOUT_ATTEMPTS, attempt, check_out
 from sessions_lab.shop_client import Client
 
 ORDER = {"order": 42, "total": "9.50"}  # the body of the 201 below

@@ -30,6 +30,7 @@ from redis.sentinel import MasterNotFoundError
 
 from sessions_lab.waiting import wait_until
 from shop import db, verified
+from shop.cart import signed_cookie_size
 from shop.sessions import cookie, replicated
 from shop.sessions.db import SessionStore
 from shop.sessions.errors import UNREACHABLE, ReplicaNotAcknowledged
@@ -124,7 +125,10 @@ def test_a_signed_cookie_reads_as_djangos_engine_reads_it_and_theirs_as_ours() -
 
 
 def test_a_signed_cookie_is_checked_once_and_each_load_is_a_fresh_copy(monkeypatch) -> None:
-    value = cookie_session(cart=CART)
+    elsewhere = DjangoCookieStore()  # signed by another instance: this one never saw it
+    elsewhere.update({"cart": CART})
+    elsewhere.save()
+    value = elsewhere.session_key
     checks = []
     check = signing.loads
     monkeypatch.setattr(
@@ -135,6 +139,27 @@ def test_a_signed_cookie_is_checked_once_and_each_load_is_a_fresh_copy(monkeypat
     again = cookie.SessionStore(value)
     assert again["cart"] == CART
     assert len(checks) == 1
+
+
+def test_a_cookie_signed_here_is_signed_once_and_never_checked_here(monkeypatch) -> None:
+    checks, signatures = [], []
+    check, sign = signing.loads, signing.dumps
+    monkeypatch.setattr(
+        cookie.signing, "loads", lambda *args, **kw: checks.append(args) or check(*args, **kw)
+    )
+    monkeypatch.setattr(
+        signing, "dumps", lambda *args, **kw: signatures.append(args) or sign(*args, **kw)
+    )
+    session = cookie.SessionStore()
+    session["cart"] = CART
+    assert signed_cookie_size(session) > 0  # a cart write measures the cookie first...
+    session.save()  # ... then saves it: one signature for both
+    assert len(signatures) == 1
+    session["cart"] = {"lines": {"1": 1}}
+    session.save()  # changed since: signed again
+    assert len(signatures) == 2
+    assert dict(cookie.SessionStore(session.session_key).items()) == {"cart": {"lines": {"1": 1}}}
+    assert checks == []
 
 
 @pytest.mark.parametrize(

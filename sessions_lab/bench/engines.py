@@ -25,7 +25,7 @@ from sessions_lab.modes import get_mode
 CART = {"lines": {"1": 2, "4": 1, "7": 3, "12": 1, "19": 2}}
 
 
-def _time_per_op(operation: Callable[[], None], seconds: float) -> dict[str, float]:
+def time_per_op(operation: Callable[[], None], seconds: float) -> dict[str, float]:
     """Median and p95 µs per operation over repeated batches, after a warm-up."""
     for _ in range(20):
         operation()
@@ -74,8 +74,8 @@ def measure(mode_name: str, seconds: float) -> dict[str, Any]:
         return {
             "mode": mode_name,
             "operation": "verify access token (the shop: once per token and process) + load user",
-            **_time_per_op(verify, seconds),
-            "create_pair_us": _time_per_op(create, seconds / 2)["median_us"],
+            **time_per_op(verify, seconds),
+            "create_pair_us": time_per_op(create, seconds / 2)["median_us"],
         }
 
     store_class = import_module(settings.SESSION_ENGINE).SessionStore
@@ -100,7 +100,7 @@ def measure(mode_name: str, seconds: float) -> dict[str, Any]:
     return {
         "mode": mode_name,
         "operation": "load + modify + save",
-        **_time_per_op(operation, seconds),
+        **time_per_op(operation, seconds),
     }
 
 

@@ -5,45 +5,44 @@ and p50/p99 of (a) ``/healthz``, which never touches the session, (b) the
 cart read of a logged-in user with a 5-item cart, (c) a cart write of that
 user — all with wrk, all through the same nginx. Every figure is also a
 ratio to (a) of the same run: the machine is noisy, ratios are what hold.
-Then the bytes of session state each request carries, the session engine
-alone in µs, and the requests and orders a SIGKILLed instance costs.
+Each ratio is the median of interleaved rounds, given with the lowest and
+highest round. Then the bytes of session state each request carries, the
+session engine alone in µs, and the requests and orders a SIGKILLed
+instance costs (``bench/kill.py``). With ``--db postgres``, a mode that keeps
+its state in the database has its pages measured twice on the same lab:
+with ``synchronous_commit`` on, PostgreSQL's default, then off.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessions_lab import order_audit as orders
 from sessions_lab.bench import wrk
-from sessions_lab.cluster.apps import app_env
+from sessions_lab.bench.kill import WRITE_PRODUCT, measure_kill
+from sessions_lab.cluster import postgres
+from sessions_lab.cluster.apps import app_env, database_url
 from sessions_lab.cluster.cluster import Cluster
 from sessions_lab.cluster.config import REPLICATION, ShopOptions
-from sessions_lab.cluster.errors import LabError
-from sessions_lab.modes import MODE_NAMES, get_mode
+from sessions_lab.modes import MODE_NAMES, StoreServer, get_mode
 from sessions_lab.shop_client import Client
 
-WRITE_PRODUCT = 7
 # Each page is measured in this many interleaved rounds (see measure_pages).
 ROUNDS = 5
 WARM_UP_SECONDS = 1
 # Logged-in users whose sessions the requests take in turn: enough for
 # sticky affinity to spread them over every instance.
 USERS = 6
-# How many times the kill measurement's client sends one checkout (one key) before giving up.
-CHECKOUT_ATTEMPTS = 3
+# measure_engine's own database on the lab's PostgreSQL.
+ENGINE_DATABASE = "bench"
 
 
 def measure_pages(clients: list[Client], duration: int, connections: int) -> dict[str, Any]:
@@ -51,9 +50,12 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
 
     A 2-core machine has slow moments. Measured one after the other for the
     whole duration, a slow moment lands on one page and skews its ratio;
-    interleaved in rounds, each ratio is taken between figures seconds apart,
-    and the median round is reported. A short warm-up first (discarded) opens
-    the connections and runs each code path once in every worker.
+    interleaved in rounds, each ratio is taken between figures seconds apart.
+    The median round's ratio is reported, with the lowest and highest round
+    (``ratio_spread``) and every round's figures (``per_round``). A short
+    warm-up first (discarded) opens the connections and runs each code path
+    once in every worker. Each write sets another quantity than the one
+    before it, so every write changes the cart and is saved.
     """
     base_url = clients[0].base
     write_headers = [{**c.headers(write=True), "Content-Type": "application/json"} for c in clients]
@@ -64,7 +66,9 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
             "url": base_url + f"/api/cart/items/{WRITE_PRODUCT}/",
             "method": "PUT",
             "headers": write_headers,
-            "body": json.dumps({"quantity": 3}),
+            # 90 quantities shared out between wrk's threads (wrk.lua_script): a user's next
+            # write is always another quantity than the last, whichever thread sends it.
+            "bodies": [json.dumps({"quantity": quantity}) for quantity in range(1, 91)],
         },
     }
     for page in pages.values():
@@ -75,15 +79,18 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
         for name, page in pages.items():
             rounds[name].append(wrk.measure(**page, duration=seconds, connections=connections))
     figures: dict[str, Any] = {name: asdict(wrk.combine(rounds[name])) for name in pages}
-    figures["ratios"] = {
-        name: round(
-            statistics.median(
-                page.rps / (health.rps or 1.0)
-                for page, health in zip(rounds[name], rounds["healthz"], strict=True)
-            ),
-            3,
-        )
+    ratios = {
+        name: [
+            round(page.rps / (health.rps or 1.0), 3)
+            for page, health in zip(rounds[name], rounds["healthz"], strict=True)
+        ]
         for name in ("cart_read", "cart_write")
+    }
+    figures["ratios"] = {name: round(statistics.median(r), 3) for name, r in ratios.items()}
+    figures["ratio_spread"] = {name: [min(r), max(r)] for name, r in ratios.items()}
+    figures["per_round"] = {
+        "rps": {name: [figure.rps for figure in rounds[name]] for name in pages},
+        "ratios": ratios,
     }
     figures["rounds"] = ROUNDS
     return figures
@@ -91,14 +98,20 @@ def measure_pages(clients: list[Client], duration: int, connections: int) -> dic
 
 def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any]:
     """The session engine alone (bench/engines.py), in a process of its own for this mode."""
+    config = cluster.run.read_config()
+    if config.db == "postgres":
+        # A database of its own on the lab's server: the measurement's writes stay out of the shop's.
+        postgres.create_database(config, time.monotonic() + 10, name=ENGINE_DATABASE)
+        database = database_url(config, cluster.run, name=ENGINE_DATABASE)
+    else:
+        database = f"sqlite:///{cluster.run.bench_sqlite}"  # a file of its own, likewise
     env = {
         # app1's own environment (its stores: Redis, the memcached nodes, the
         # Sentinels and its replica; the run's keys), so the engine measured is
         # the one an instance runs, configured the same way.
-        **app_env(cluster.run.read_config(), cluster.run, "app1"),
+        **app_env(config, cluster.run, "app1"),
         "DEBUG": "1",
-        # A database file of its own: the measurement's writes stay out of the shop's.
-        "DATABASE_URL": f"sqlite:///{cluster.run.bench_sqlite}",
+        "DATABASE_URL": database,
     }
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "sessions_lab.bench.engines", mode, str(seconds)],
@@ -109,171 +122,11 @@ def measure_engine(mode: str, cluster: Cluster, seconds: float) -> dict[str, Any
     return json.loads(done.stdout)
 
 
-def answer(send: Callable[[], tuple[int, Any]]) -> tuple[int, Any, bool]:
-    """What ``send`` got: its status (0: no answer), its body, and whether the answer was cut off."""
-    try:
-        status, body = send()
-    except http.client.IncompleteRead:  # the answer had begun, then the instance died
-        return 0, None, True
-    except (OSError, http.client.HTTPException):  # refused, reset, no answer
-        return 0, None, False
-    return status, body, False
-
-
-def attempt(client: Client, write: bool) -> tuple[int, bool]:
-    """One cart read or write: its status (0: no answer) and whether the answer was cut off."""
-    if write:
-        status, _, cut_off = answer(
-            lambda: client.call(
-                "PUT", f"/api/cart/items/{WRITE_PRODUCT}/", {"quantity": 3}, timeout=6
-            )
-        )
-    else:
-        status, _, cut_off = answer(lambda: client.call("GET", "/api/cart/", timeout=6))
-    return status, cut_off
-
-
-def failed(status: int) -> bool:
-    return status == 0 or status >= 500
-
-
-def check_out(client: Client, key: str) -> tuple[list[tuple[int, bool]], dict[str, Any] | None]:
-    """One checkout as a client makes it: sent again with the same ``key`` while it fails,
-    ``CHECKOUT_ATTEMPTS`` times in all. Each attempt's status and whether it was cut off,
-    and the 201's body (``{"order", "total"}``), if one came."""
-    attempts: list[tuple[int, bool]] = []
-    for _ in range(CHECKOUT_ATTEMPTS):
-        status, body, cut_off = answer(
-            lambda: client.call(
-                "POST", "/api/checkout/", timeout=6, headers={"Idempotency-Key": key}
-            )
-        )
-        attempts.append((status, cut_off))
-        if not failed(status):
-            return attempts, body if status == 201 and isinstance(body, dict) else None
-    return attempts, None
-
-
-def audit_orders(
-    cluster: Cluster,
-    username: str,
-    since: float,
-    keys: set[str],
-    acknowledged: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    """What the database holds for ``username`` since ``since`` (Unix time), against what the
-    client was told (``order_audit.compare``: lost, doubled, charged wrong); the counts are
-    None, and ``order_audit_error`` says why, when the database could not be read."""
-    try:
-        placed = json.loads(cluster.manage("orders_placed", "--since", str(since)))
-    except (LabError, ValueError) as error:
-        return orders.unread(len(acknowledged), str(error) or type(error).__name__)
-    unacknowledged = keys - {order["key"] for order in acknowledged.values()}
-    return orders.compare(
-        acknowledged, unacknowledged, [order for order in placed if order["user"] == username]
-    )
-
-
-def measure_kill(
-    client: Client, cluster: Cluster, checkout_client: Client, target: str = "app2"
-) -> dict[str, Any]:
-    """Cart GETs and PUTs from 4 threads, checkouts from a fifth (another user's), while
-    ``target`` is SIGKILLed: what failed, how long, and whether an order was lost or doubled.
-
-    nginx re-sends a GET, PUT or DELETE that the dying instance failed before
-    answering (``proxy_next_upstream error timeout http_502``), and a POST only
-    with ``non_idempotent``, which the lab's nginx sets for a checkout carrying
-    an ``Idempotency-Key``. None can be re-sent once the instance has
-    begun its answer: nginx has passed the status line on to the client, and
-    the rest never comes (gunicorn writes the header and the body separately).
-    Those are counted apart, as ``*_cut_off``: the client got a truncated
-    answer. A failed checkout the client sends again itself, with the same key
-    (``check_out``); the orders stored are then audited against those acknowledged.
-    """
-    stop = threading.Event()
-    killed_at: list[float] = []
-    counts = dict.fromkeys(
-        (
-            "gets", "gets_failed", "gets_cut_off", "writes", "writes_failed", "writes_cut_off",
-            "checkouts", "checkouts_failed", "checkouts_cut_off", "checkouts_unrecovered",
-            "checkouts_refused",
-        ),
-        0,
-    )  # fmt: skip
-    first_success_after: list[float] = []
-    keys: set[str] = set()
-    acknowledged: dict[str, dict[str, Any]] = {}  # order id → {"total", "key"}
-    lock = threading.Lock()
-
-    def stream(write: bool) -> None:
-        deadline = time.monotonic() + 15  # bounded, whatever happens
-        kind = "writes" if write else "gets"
-        while not stop.is_set() and time.monotonic() < deadline:
-            sent = time.monotonic()
-            status, cut_off = attempt(client, write)
-            with lock:
-                counts[kind] += 1
-                if failed(status):
-                    counts[f"{kind}_failed"] += 1
-                    counts[f"{kind}_cut_off"] += cut_off
-                elif killed_at and sent > killed_at[0]:
-                    first_success_after.append(time.monotonic() - killed_at[0])
-
-    def checkouts() -> None:
-        deadline = time.monotonic() + 15
-        while not stop.is_set() and time.monotonic() < deadline:
-            # Something to buy; if this fails, the checkout may find the cart empty (a 400).
-            answer(
-                lambda: checkout_client.call(
-                    "PUT", f"/api/cart/items/{WRITE_PRODUCT}/", {"quantity": 1}, timeout=6
-                )
-            )
-            key = uuid.uuid4().hex
-            with lock:  # before it is sent: an order placed for it is never "unknown"
-                keys.add(key)
-            attempts, order = check_out(checkout_client, key)
-            (first, cut_off), *_ = attempts
-            with lock:
-                counts["checkouts"] += 1
-                if failed(first):
-                    counts["checkouts_failed"] += 1
-                    counts["checkouts_cut_off"] += cut_off
-                counts["checkouts_unrecovered"] += failed(attempts[-1][0])
-                if order is not None:
-                    acknowledged[str(order.get("order"))] = {
-                        "total": order.get("total"),
-                        "key": key,
-                    }
-                elif not failed(attempts[-1][0]):
-                    # A 4xx: in sticky mode, 401 once the session died with its instance.
-                    counts["checkouts_refused"] += 1
-
-    threads = [threading.Thread(target=stream, args=(i % 2 == 1,)) for i in range(4)]
-    threads.append(threading.Thread(target=checkouts))
-    started = time.time()
-    for thread in threads:
-        thread.start()
-    time.sleep(1.0)  # a steady stream before the fault: this is the experiment's timeline
-    killed_at.append(time.monotonic())
-    cluster.kill(target, "KILL")
-    time.sleep(2.0)  # and after it
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)  # a checkout sent 3 times, each up to 6 s, after its PUT
-    with lock:  # a thread still running (it should not be) changes nothing from here on
-        audit = audit_orders(
-            cluster, checkout_client.username, started, set(keys), dict(acknowledged)
-        )
-    if any(thread.is_alive() for thread in threads):
-        audit["order_audit_error"] = "a client thread was still running: the audit may be short"
-    cluster.start(target)
-    return {
-        **counts,
-        **audit,
-        "first_success_after_kill_ms": round(min(first_success_after) * 1000, 1)
-        if first_success_after
-        else None,
-    }
+def keeps_state_in_database(mode: str, shop: ShopOptions) -> bool:
+    """Whether a cart write commits to the database in this mode: its sessions or carts live there."""
+    found = get_mode(mode)
+    in_database = found.store_server is StoreServer.DATABASE or found.backed_by_database
+    return in_database or shop.cart_store == "rows"
 
 
 def bench(
@@ -283,23 +136,28 @@ def bench(
     connections: int,
     instances: int = 3,
     port: int = 8080,
+    db: str = "sqlite",
     run_dir: Path = Path(".lab"),
     out: Path,
     shop: ShopOptions | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
+    shop = shop or ShopOptions()
     wrk_version = subprocess.run(  # noqa: S603
         [wrk.wrk_path(), "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[0]
     result: dict[str, Any] = {
         # 2: a replicated mode is measured twice, "replicated" (async) and "replicated (sync)",
-        # each with its "replication". 3: the shop's options (ShopOptions).
-        "schema_version": 3,
+        # each with its "replication". 3: the shop's options (ShopOptions). 4: "db"; per mode
+        # "ratio_spread" and "per_round"; on PostgreSQL, a mode keeping state in the database
+        # has "synchronous_commit": "on", and its pages again as "MODE (synchronous_commit off)".
+        "schema_version": 4,
         "generator": wrk_version.split(" [")[0],
         "duration_s": duration,
         "connections": connections,
         "instances": instances,
-        **asdict(shop or ShopOptions()),
+        "db": db,
+        **asdict(shop),
         "cores": os.cpu_count(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "modes": {},
@@ -313,10 +171,12 @@ def bench(
             mode,
             instances=instances,
             port=port,
+            db=db,
             demo_users=10,
             replication=replication,
             shop=shop,
         )
+        measured: dict[str, dict[str, Any]] = {}
         try:
             clients = [
                 Client(state["url"].rstrip("/"), get_mode(mode).is_jwt) for _ in range(USERS)
@@ -324,32 +184,55 @@ def bench(
             for number, client in enumerate(clients, start=1):
                 client.log_in(f"user{number}", os.environ.get("DEMO_PASSWORD", "demo-password"))
             client = clients[0]
-            figures = measure_pages(clients, duration, connections)
+            figures = measured[name] = measure_pages(clients, duration, connections)
+            if db == "postgres" and keeps_state_in_database(mode, shop):
+                figures["synchronous_commit"] = "on"
+                with postgres.synchronous_commit_off(cluster.run.read_config()):
+                    off = measured[f"{name} (synchronous_commit off)"] = measure_pages(
+                        clients, duration, connections
+                    )
+                off["synchronous_commit"] = "off"
             figures["users"] = USERS
             figures["session_bytes"] = client.session_bytes()
             figures["engine"] = measure_engine(mode, cluster, min(duration, 3))
             figures["kill"] = measure_kill(client, cluster, clients[1])
         finally:
             cluster.down()
-        if get_mode(mode).uses_replication:
-            figures["replication"] = replication
-        result["modes"][name] = figures
-        say(
-            f"[{name}] healthz {figures['healthz']['rps']:.0f}/s, cart read "
-            f"{figures['cart_read']['rps']:.0f}/s ({figures['ratios']['cart_read']:.2f}×), "
-            f"cart write {figures['cart_write']['rps']:.0f}/s ({figures['ratios']['cart_write']:.2f}×)"
-        )
+        for entry, figures in measured.items():
+            if get_mode(mode).uses_replication:
+                figures["replication"] = replication
+            result["modes"][entry] = figures
+            say(f"[{entry}] {summary_line(figures)}")
         (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(result))
     return result
 
 
+def summary_line(figures: dict[str, Any]) -> str:
+    """One mode's figures in a line: each ratio is the median round's, with the rounds' range."""
+
+    def page(name: str) -> str:
+        low, high = figures["ratio_spread"][name]
+        return (
+            f"{figures[name]['rps']:.0f}/s ({figures['ratios'][name]:.2f}×, "
+            f"rounds {low:.2f}–{high:.2f})"
+        )
+
+    return (
+        f"healthz {figures['healthz']['rps']:.0f}/s, cart read {page('cart_read')}, "
+        f"cart write {page('cart_write')}"
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
+    database = {"postgres": "PostgreSQL", "sqlite": "SQLite"}.get(result.get("db", "sqlite"))
     lines = [
         f"{result['generator']}, {result['connections']} connections, {result['duration_s']} s a page "
         f"in {ROUNDS} interleaved rounds, "
-        f"{result['instances']} instances behind nginx, {result['cores']} cores"
+        f"{result['instances']} instances behind nginx, {database}, {result['cores']} cores"
         + "".join(f", {option}" for option in [ShopOptions.from_dict(result).describe()] if option),
+        "",
+        "Ratios to /healthz: the median round's, and (in brackets) the lowest and highest round's.",
         "",
         "| mode | /healthz req/s | cart read req/s (×healthz) | p50 / p99 ms | cart write req/s (×healthz) | p50 / p99 ms | session bytes/request | engine µs |",
         "|---|---|---|---|---|---|---|---|",
@@ -357,11 +240,12 @@ def markdown(result: dict[str, Any]) -> str:
     for mode, m in result["modes"].items():
         engine = m.get("engine", {})
         lines.append(
-            f"| {mode} | {m['healthz']['rps']:.0f} | {m['cart_read']['rps']:.0f} ({m['ratios']['cart_read']:.2f}) "
+            f"| {mode} | {m['healthz']['rps']:.0f} "
+            f"| {m['cart_read']['rps']:.0f} ({_ratio(m, 'cart_read')}) "
             f"| {m['cart_read']['p50_ms']:.1f} / {m['cart_read']['p99_ms']:.1f} "
-            f"| {m['cart_write']['rps']:.0f} ({m['ratios']['cart_write']:.2f}) "
+            f"| {m['cart_write']['rps']:.0f} ({_ratio(m, 'cart_write')}) "
             f"| {m['cart_write']['p50_ms']:.1f} / {m['cart_write']['p99_ms']:.1f} "
-            f"| {m['session_bytes']} | {engine.get('median_us', '—')} |"
+            f"| {m.get('session_bytes', '—')} | {engine.get('median_us', '—')} |"
         )
     lines += [
         "",
@@ -371,6 +255,8 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for mode, m in result["modes"].items():
+        if "kill" not in m:  # the same lab measured again (synchronous_commit off): pages only
+            continue
         k = m["kill"]
         lines.append(
             f"| {mode} | {k['gets']} ({k['gets_failed']}, {k['gets_cut_off']}) "
@@ -382,6 +268,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {k['first_success_after_kill_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ratio(figures: dict[str, Any], page: str) -> str:
+    ratio = f"{figures['ratios'][page]:.2f}"
+    spread = figures.get("ratio_spread", {}).get(page)  # none before schema 4
+    return f"{ratio}, {spread[0]:.2f}–{spread[1]:.2f}" if spread else ratio
 
 
 def runs(modes: list[str]) -> list[tuple[str, str]]:

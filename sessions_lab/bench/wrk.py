@@ -43,6 +43,10 @@ def combine(rounds: list[Figure]) -> Figure:
     )
 
 
+# wrk's threads, each running its own copy of the Lua script (``lua_script``).
+THREADS = 2
+
+
 def wrk_path() -> str:
     found = shutil.which("wrk")
     if found is None:
@@ -50,21 +54,37 @@ def wrk_path() -> str:
     return found
 
 
-def lua_script(method: str, headers: list[dict[str, str]], body: str | None) -> str:
-    """Each request takes the next header set in turn: one per simulated user.
+def lua_script(method: str, headers: list[dict[str, str]], bodies: list[str] | None) -> str:
+    """Each request takes the next header set in turn (one per simulated user), and the next body.
 
     One user alone would be pinned to one instance in ``sticky`` mode and
-    measure one process, not the cluster.
+    measure one process, not the cluster. Bodies in turn make every write
+    change what it writes (a write of what is already there saves nothing):
+    each of wrk's threads runs its own copy of the script, so each takes its
+    own share of the bodies (``setup`` numbers the threads), and two threads
+    writing one user's cart never send it the same body.
     """
     sets = ", ".join(
         "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in h.items()) + "}" for h in headers
     )
     return (
         f"local sets = {{{sets}}}\n"
-        "local n = 0\n"
+        f"local bodies = {{{', '.join(_lua(body) for body in bodies or [])}}}\n"
+        "local threads = 0\n"
+        "function setup(thread)\n"
+        '  thread:set("id", threads)\n'
+        "  threads = threads + 1\n"
+        "end\n"
+        "local n, m, mine = 0, 0, nil\n"
         "request = function()\n"
+        "  if mine == nil then\n"
+        "    mine = {}\n"
+        f"    for i = 1 + (id or 0), #bodies, {THREADS} do mine[#mine + 1] = bodies[i] end\n"
+        "  end\n"
         "  n = n % #sets + 1\n"
-        f"  return wrk.format({_lua(method)}, nil, sets[n], {_lua(body) if body is not None else 'nil'})\n"
+        "  local body = nil\n"
+        "  if #mine > 0 then m = m % #mine + 1; body = mine[m] end\n"
+        f"  return wrk.format({_lua(method)}, nil, sets[n], body)\n"
         "end\n"
     )
 
@@ -100,14 +120,14 @@ def measure(
     connections: int,
     method: str = "GET",
     headers: list[dict[str, str]] | None = None,
-    body: str | None = None,
+    bodies: list[str] | None = None,
 ) -> Figure:
     """``connections`` keep-alive connections on 2 threads for ``duration`` seconds."""
     with tempfile.TemporaryDirectory(prefix="sessions-lab-wrk-") as folder:
         script = Path(folder) / "request.lua"
-        script.write_text(lua_script(method, headers or [{}], body))
+        script.write_text(lua_script(method, headers or [{}], bodies))
         done = subprocess.run(  # noqa: S603 - wrk, found on PATH, with arguments we built
-            [wrk_path(), "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
+            [wrk_path(), f"-t{THREADS}", f"-c{connections}", f"-d{duration}s", "--latency",
              "--timeout", "5s", "-s", str(script), url],
             capture_output=True, text=True, timeout=duration + 30, check=False,
         )  # fmt: skip

@@ -19,7 +19,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sessions_lab.cluster.binaries import Binary
 from sessions_lab.cluster.config import LabConfig, RunFolder
@@ -151,9 +154,23 @@ def postgres_spec(config: LabConfig, run: RunFolder, binary: Binary) -> ProcessS
     )
 
 
-def create_database(config: LabConfig, deadline: float) -> None:
+def _connect(config: LabConfig, timeout: float = 2) -> Any:
+    """A connection to the server as its superuser, outside any database of the shop."""
+    import psycopg
+
+    return psycopg.connect(
+        host=config.listen_address,
+        port=config.postgres_port,
+        user=SUPERUSER,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=max(1, round(timeout)),
+    )
+
+
+def create_database(config: LabConfig, deadline: float, name: str = DATABASE) -> None:
     """Wait until PostgreSQL accepts connections (until the monotonic ``deadline``),
-    then create the shop's database if missing."""
+    then create the database ``name`` (the shop's) if missing."""
     import psycopg
 
     last_error: Exception | None = None
@@ -161,19 +178,17 @@ def create_database(config: LabConfig, deadline: float) -> None:
     def created() -> bool:
         nonlocal last_error
         try:
-            with psycopg.connect(
-                host=config.listen_address,
-                port=config.postgres_port,
-                user=SUPERUSER,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=2,
-            ) as connection:
+            with _connect(config) as connection:
                 exists = connection.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
                 ).fetchone()
                 if not exists:
-                    connection.execute(f'CREATE DATABASE "{DATABASE}"')
+                    connection.execute(f'CREATE DATABASE "{name}"')
+                # A bench stopped while measuring synchronous_commit off leaves it
+                # in postgresql.auto.conf, which outlives restarts: never start so.
+                setting = connection.execute("SHOW synchronous_commit").fetchone()
+                if setting is not None and setting[0] != "on":
+                    _alter_synchronous_commit(connection, None)
                 return True
         except psycopg.OperationalError as error:
             last_error = error
@@ -181,3 +196,46 @@ def create_database(config: LabConfig, deadline: float) -> None:
 
     if not wait_until(created, deadline - time.monotonic(), interval=CONNECT_RETRY):
         raise PostgresError(f"PostgreSQL did not accept connections in time: {last_error}")
+
+
+@contextmanager
+def synchronous_commit_off(config: LabConfig) -> Iterator[None]:
+    """The server's ``synchronous_commit`` off while the block runs, then back to its default (on).
+
+    Set with ``ALTER SYSTEM`` and a reload, which reaches every connection,
+    the instances' open ones included, before their next transaction. Off, a
+    commit is acknowledged before its WAL reaches the disk: a crash of the
+    server (not of an app instance) can lose the last transactions the shop
+    was told had committed, up to three times ``wal_writer_delay`` (0.6 s by
+    default), though never leaves the database inconsistent. The setting is
+    reset even if the block fails (and at the next ``up``, should a killed
+    run have left it: ``create_database``): the run folder keeps its database.
+    """
+    try:
+        _set_synchronous_commit(config, "off")
+        yield
+    finally:
+        _set_synchronous_commit(config, None)
+
+
+def _alter_synchronous_commit(connection: Any, value: str | None) -> None:
+    """Set the server's ``synchronous_commit`` (None: back to its default) and reload."""
+    if value is None:
+        connection.execute("ALTER SYSTEM RESET synchronous_commit")
+    else:
+        connection.execute(f"ALTER SYSTEM SET synchronous_commit = {value}")
+    connection.execute("SELECT pg_reload_conf()")
+
+
+def _set_synchronous_commit(config: LabConfig, value: str | None) -> None:
+    with _connect(config) as connection:
+        _alter_synchronous_commit(connection, value)
+    expected = value or "on"
+
+    def applied() -> bool:  # the reload is a signal: a new connection shows when it landed
+        with _connect(config) as connection:
+            row = connection.execute("SHOW synchronous_commit").fetchone()
+        return row is not None and row[0] == expected
+
+    if not wait_until(applied, 10, interval=CONNECT_RETRY):
+        raise PostgresError(f"PostgreSQL did not apply synchronous_commit = {expected} in 10 s")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
@@ -18,12 +18,10 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
-from rest_framework_simplejwt.exceptions import InvalidToken
 
 from sessions_lab.modes import Mode, get_mode
 from shop import login_throttle, services
 from shop.api import idempotent, serializers
-from shop.api.authentication import BearerAuthentication
 from shop.api.conditional import (
     IF_MATCH,
     PRECONDITION_FAILED,
@@ -31,14 +29,8 @@ from shop.api.conditional import (
     if_match_versions,
     with_etag,
 )
-from shop.cart import (
-    Cart,
-    CartStore,
-    CartTooLargeError,
-    active_user_cart,
-    cart_store_for,
-    session_cart,
-)
+from shop.api.quick import cart_body, quick_answer, quick_cart, quick_cart_write
+from shop.cart import CartStore, CartTooLargeError, UnknownProductError, cart_store_for
 from shop.idempotency import InvalidKeyError, KeyReusedError, checkout_once
 from shop.inspector import describe_session
 from shop.jwt_cookies import issue_tokens
@@ -162,13 +154,6 @@ class CartAccess(BasePermission):
         return not _is_jwt_mode() or bool(request.user and request.user.is_authenticated)
 
 
-def cart_body(cart: Cart) -> dict[str, Any]:
-    return {
-        "items": [{"product": pid, "quantity": quantity} for pid, quantity in cart],
-        "total": f"{services.cart_total(cart):.2f}",
-    }
-
-
 def _store(request: Request) -> CartStore:
     store = cart_store_for(request)
     if store is None:
@@ -216,28 +201,6 @@ class ProductListView(ShopAPI, generics.ListAPIView):
         return products.filter(category=category) if category else products
 
 
-BEARER = BearerAuthentication()
-
-
-def quick_cart(request: HttpRequest) -> Cart | None:
-    """The cart, if this request's login (or session) can be read cheaply; None: ask DRF.
-
-    In the session modes the cart belongs to the session, logged in or not (with
-    ``CART_STORE=rows``, to the user it names), so no user row is loaded, and a
-    read does not check the login: after a password change, the session reads
-    its cart until a request acting as the user (a write, checkout, whoami)
-    finds the session stale and flushes it, as Django does. In ``jwt`` mode a
-    valid bearer token names the user; one query checks they may log in and reads the cart.
-    """
-    if not _is_jwt_mode():
-        return session_cart(request.session)
-    try:
-        user_id = BEARER.user_id(request)
-    except (exceptions.AuthenticationFailed, InvalidToken):
-        return None
-    return active_user_cart(user_id) if user_id is not None else None
-
-
 class CartView(ShopAPI, APIView):
     """The cart of this session (or, in ``jwt`` mode, of this user), its version in the ETag."""
 
@@ -251,14 +214,7 @@ class CartView(ShopAPI, APIView):
         if request.method == "GET":
             cart = quick_cart(request)
             if cart is not None:
-                return with_etag(
-                    JsonResponse(
-                        cart_body(cart),
-                        headers=self.default_response_headers,
-                        json_dumps_params={"separators": (",", ":")},  # as DRF renders it
-                    ),
-                    cart.version,
-                )
+                return quick_answer(self, cart)
         return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(parameters=[etag_header(200)], responses={200: serializers.CartSerializer})
@@ -277,11 +233,17 @@ class CartItemView(ShopAPI, APIView):
     # A write that finds the cart moved raises StaleCartError: shop.api.errors answers the 412.
     permission_classes = [CartAccess]
 
-    def _product(self, product_id: int) -> Product:
-        try:
-            return Product.objects.get(pk=product_id)
-        except Product.DoesNotExist:
-            raise exceptions.NotFound(f"Unknown product {product_id}.") from None
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # The busiest write: a plain one is answered without DRF (shop.api.quick).
+        if request.method == "PUT":
+            cart = quick_cart_write(request, kwargs["product_id"])
+            if cart is not None:
+                return quick_answer(self, cart)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _check_product(self, product_id: int) -> None:
+        if not services.product_exists(product_id):
+            raise exceptions.NotFound(f"Unknown product {product_id}.")
 
     @extend_schema(
         parameters=[PRODUCT_ID, IF_MATCH, etag_header(200, 412)],
@@ -296,18 +258,20 @@ class CartItemView(ShopAPI, APIView):
         },
     )
     def put(self, request: Request, product_id: int) -> Response:
-        product = self._product(product_id)
+        self._check_product(product_id)
         body = serializers.QuantitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             cart = services.cart_set_item(
                 _store(request),
-                product,
+                product_id,
                 body.validated_data["quantity"],
                 versions=if_match_versions(request),
             )
         except CartTooLargeError as error:
             raise exceptions.ValidationError(str(error)) from None
+        except UnknownProductError as error:  # deleted since this process read its prices
+            raise exceptions.NotFound(str(error)) from None
         return with_etag(Response(cart_body(cart)), cart.version)
 
     @extend_schema(
@@ -321,9 +285,9 @@ class CartItemView(ShopAPI, APIView):
         },
     )
     def delete(self, request: Request, product_id: int) -> Response:
-        product = self._product(product_id)
+        self._check_product(product_id)
         versions = if_match_versions(request)
-        cart = services.cart_remove_item(_store(request), product, versions=versions)
+        cart = services.cart_remove_item(_store(request), product_id, versions=versions)
         return with_etag(Response(cart_body(cart)), cart.version)
 
 

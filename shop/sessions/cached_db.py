@@ -75,7 +75,7 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.core.exceptions import ImproperlyConfigured
 
 from shop.sessions.cache import SerializedSessions
-from shop.sessions.db import touch_row
+from shop.sessions.db import touch_row, update_row
 from shop.sessions.errors import REDIS_DOWN, SessionChangeRefused
 
 logger = logging.getLogger("shop.sessions")
@@ -174,7 +174,7 @@ class SessionStore(cached_db.SessionStore):
             return None
         if self.session_key != self._fresh_key:
             self._evict(self.session_key)  # again: a read may have refilled it
-        DatabaseStore.save(self)
+        update_row(self)  # Django's save of the row, as one plain UPDATE
         self._write_copy()
         return None
 

@@ -86,8 +86,12 @@ def _clients(
         socket_connect_timeout=timeout,
         retry=_once(),
     )
-    # No replica of its own (an instance added later): it reads from the primary.
-    replica = redis.Redis.from_url(replica_url, **quick, retry=_once()) if replica_url else None
+    # No replica of its own (an instance added later): it reads from the primary. A read
+    # on a connection the replica closed (Sentinel kills a reconfigured server's clients
+    # in a failover) is tried once more on a new one before the primary is asked, which
+    # may have no answer then; a timeout (a paused replica) is not tried again.
+    again = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    replica = redis.Redis.from_url(replica_url, **quick, retry=again) if replica_url else None
     return primary, replica
 
 

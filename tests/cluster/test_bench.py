@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sessions_lab.cluster.network import free_port
-from sessions_lab.modes import MODE_NAMES
+from sessions_lab.modes import MODE_NAMES, get_mode
 from sessions_lab.paths import PROJECT_ROOT
 from tests.cluster.lab import Lab
 
@@ -19,20 +21,26 @@ pytestmark = pytest.mark.cluster
 SHORT_BENCH = ("--modes", "all", "--duration", "5", "--connections", "16")
 
 
-@pytest.mark.timeout(600)
-def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
+def run_bench(tmp_path: Path, *args: str, timeout: int) -> tuple[dict[str, Any], str]:
+    """``sessions-lab bench ARGS`` in a run folder of its own: bench.json, and bench.md."""
     run_dir, port, out = tmp_path / "lab", free_port(), tmp_path / "bench"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "sessions_lab.cli", "bench", *SHORT_BENCH, "--port", str(port),
+            [sys.executable, "-m", "sessions_lab.cli", "bench", *args, "--port", str(port),
              "--out", str(out), "--run-dir", str(run_dir)],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=500, check=False,
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
     finally:
         Lab(run_dir, port).teardown()
     assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads((out / "bench.json").read_text())
+    return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
+    result, report = run_bench(tmp_path, *SHORT_BENCH, timeout=500)
     assert result["generator"].startswith("wrk")
+    assert (result["schema_version"], result["db"]) == (4, "sqlite")
     # A replicated mode twice: async, then sync (each save waits for a replica).
     assert list(result["modes"]) == [
         *MODE_NAMES[: MODE_NAMES.index("replicated") + 1],
@@ -46,8 +54,13 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
             assert figures[page]["rps"] > 0, (mode, page)
             assert figures[page]["p99_ms"] >= figures[page]["p50_ms"] > 0, (mode, page)
             assert figures[page]["errors"] == 0, (mode, page, figures[page])
-        assert 0 < figures["ratios"]["cart_read"] <= 1.5
-        assert 0 < figures["ratios"]["cart_write"] <= 1.5
+        for page in ("cart_read", "cart_write"):
+            assert 0 < figures["ratios"][page] <= 1.5
+            # The median round's ratio, within the lowest and highest round's.
+            low, high = figures["ratio_spread"][page]
+            assert low <= figures["ratios"][page] <= high, (mode, page)
+            assert min(figures["per_round"]["ratios"][page]) == low
+            assert len(figures["per_round"]["rps"][page]) == figures["rounds"]
         assert figures["session_bytes"] > 0
         assert "error" not in figures["engine"], (mode, figures["engine"])  # app1's environment
         assert figures["kill"]["gets"] > 0 and figures["kill"]["writes"] > 0
@@ -61,6 +74,40 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
         assert kill["checkouts"] > 0 and kill["orders_acknowledged"] > 0, (mode, kill)
         assert kill["checkouts_unrecovered"] == 0, (mode, kill)
         assert kill["orders_lost"] == kill["orders_doubled"] == 0, (mode, kill)
-        assert kill["orders_stored"] == kill["orders_acknowledged"], (mode, kill)
-    report = (out / "bench.md").read_text()
+        # Every order stored was told to the client, but in sticky: a checkout cut off
+        # on app2 is sent again to an instance that never had the session and refused
+        # (401), so its order stands unknown to the client (CI, 2026-11-30: 1 in 466).
+        unknown = kill["orders_unacknowledged"]
+        assert kill["orders_stored"] == kill["orders_acknowledged"] + unknown, (mode, kill)
+        keeps = get_mode(mode.split(" ")[0]).keeps_sessions_on_instance_death
+        assert unknown <= (
+            0 if keeps else min(kill["checkouts_cut_off"], kill["checkouts_refused"])
+        )
     assert "| sticky |" in report and "orders acked / stored / lost / doubled" in report
+
+
+@pytest.mark.timeout(300)
+def test_bench_on_postgres_measures_a_database_mode_with_synchronous_commit_on_then_off(
+    tmp_path,
+) -> None:
+    result, report = run_bench(
+        tmp_path,
+        "--modes",
+        "jwt",
+        "--db",
+        "postgres",
+        "--duration",
+        "2",
+        "--connections",
+        "8",
+        timeout=250,
+    )
+    assert result["db"] == "postgres"
+    assert list(result["modes"]) == ["jwt", "jwt (synchronous_commit off)"]
+    on, off = result["modes"].values()
+    assert (on["synchronous_commit"], off["synchronous_commit"]) == ("on", "off")
+    for figures in (on, off):
+        assert figures["cart_write"]["rps"] > 0 and figures["cart_write"]["errors"] == 0
+    assert "error" not in on["engine"], on["engine"]  # its own database on the lab's server
+    assert "kill" in on and "kill" not in off  # the same lab, its pages measured again
+    assert "| jwt (synchronous_commit off) |" in report
