@@ -77,10 +77,10 @@ def step(action: Callable[[Any], None]) -> Callable[[Any], None]:
 
     @functools.wraps(action)
     def run(journey: Journey) -> None:
-        if journey.needs is Repair.NONE:
-            action(journey)
-        else:
+        if journey.needs is not Repair.NONE:
             journey.repair()
+        elif journey.ready():
+            action(journey)
 
     return run
 
@@ -117,6 +117,10 @@ class Journey(TaskSet):
         return True
 
     def refresh(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        """Anything a client does before a step by itself; False leaves the step to a repair."""
         return True
 
     def prepare_cart(self) -> bool:

@@ -3,9 +3,10 @@
 There is no server session to lose here: the token is checked by signature
 on any instance, and the cart lives in database rows keyed by the user. An
 access token expires, though, and a client is expected to trade its refresh
-token for a new pair when the shop answers 401 to an expired one: that is
-the protocol, not a loss. Only when the refresh itself is refused does the
-shopper have to log in again, and that *is* a lost session (``logged_out``).
+token for a new pair: before a step, when it can read that its token has
+expired, or when the shop answers 401 to one. That is the protocol, not a
+loss. Only when the refresh itself is refused does the shopper have to log
+in again, and that *is* a lost session (``logged_out``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ class JwtShopping(Shopping):
             # The step did not happen; the refresh, then putting the cart back, makes it so.
             self.needs = max(self.needs, Repair.REFRESH)
         return answer, failure
+
+    def ready(self) -> bool:
+        """Refresh an access token known to have expired before sending it, as a client library does.
+
+        Waiting for the shop's 401 instead would put a step and a think time
+        between the expiry and the refresh, and an active shopper could find its
+        refresh token (which lives ``--session-idle`` seconds) expired too.
+        """
+        if not (self.access and access_token_expired(self.access)):
+            return True
+        if self.refresh():
+            return True
+        self.needs = max(self.needs, Repair.REFRESH)
+        return False
 
     def excused(self, answer: Answer) -> bool:
         """An expired access token's 401: the protocol asking for a refresh."""
