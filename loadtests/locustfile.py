@@ -38,6 +38,7 @@ PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 if PROJECT_ROOT not in sys.path:
     sys.path.insert(0, PROJECT_ROOT)
 
+import loadtests.distributed  # noqa: E402, F401 - its listeners: --master and --worker
 from loadtests.anonymous_browsing import AnonymousBrowser  # noqa: E402
 from loadtests.shopper import DEFAULT_DEMO_PASSWORD, DEFAULT_DEMO_USERS, Shopper  # noqa: E402
 

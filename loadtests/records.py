@@ -194,6 +194,9 @@ class Timeline:
     def __init__(self, started_at: float, out: TextIO | None = None) -> None:
         self.started_at = started_at
         self.out = out
+        # A worker of a distributed run also writes each second's response times,
+        # so the lab can merge the workers' seconds into exact percentiles.
+        self.raw = False
         self._seconds: dict[int, _Second] = {}
         self._next = 0  # the first second not written yet
 
@@ -217,13 +220,28 @@ class Timeline:
 
     def _line(self, t: int) -> dict[str, Any]:
         second = self._seconds.pop(t, _Second())
-        times = sorted(second.response_ms)
-        return {
-            "t": t,
-            "at": round(self.started_at + t, 3),
-            "requests": second.requests,
-            "failures_by_class": {f.value: second.failures[f.value] for f in FAILURE_CLASSES},
-            "unexpected": second.failures[Failure.UNEXPECTED.value],
-            "p50_ms": _percentile(times, 0.50),
-            "p95_ms": _percentile(times, 0.95),
-        }
+        line = second_line(
+            t, self.started_at, second.requests, second.failures, sorted(second.response_ms)
+        )
+        if self.raw:
+            line[RAW_TIMES] = [round(ms, 1) for ms in sorted(second.response_ms)]
+        return line
+
+
+# A worker's timeline line only: its response times that second, in ms.
+RAW_TIMES = "response_ms"
+
+
+def second_line(
+    t: int, started_at: float, requests: int, failures: Counter[str], times: list[float]
+) -> dict[str, Any]:
+    """One second of the timeline file; ``times`` sorted."""
+    return {
+        "t": t,
+        "at": round(started_at + t, 3),
+        "requests": requests,
+        "failures_by_class": {f.value: failures[f.value] for f in FAILURE_CLASSES},
+        "unexpected": failures[Failure.UNEXPECTED.value],
+        "p50_ms": _percentile(times, 0.50),
+        "p95_ms": _percentile(times, 0.95),
+    }

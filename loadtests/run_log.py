@@ -7,8 +7,14 @@ run in which no request got any HTTP answer exits with ``VOID_RUN_EXIT_CODE``
 instead of passing. Locust already exits 1 when any request failed, and a
 fault scenario is expected to fail some, so the lab needs this third state.
 
-One Locust process only: with ``--processes`` or workers, each process
-would write the same files.
+In a distributed run (``--master`` and ``--worker``, the lab's
+``--load-workers``) the master runs no user and writes none of these: each
+worker starts its clock at the master's, numbers its users apart from the
+others' (``loadtests/distributed.py``) and writes its own files
+(``loadtests/worker_files.py``), which the lab merges; the master exits
+with ``VOID_RUN_EXIT_CODE`` if no worker got an answer (same module).
+``--processes`` is
+not supported: its processes would share no clock.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from typing import Any, TextIO
 import gevent
 from locust import events
 from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.records import VOID_RUN_EXIT_CODE, Timeline, UserRecord, write_jsonl, write_users
 from loadtests.session_checks import Failure
+from loadtests.worker_files import worker_file
 
 FAILURE_NAMES = frozenset(failure.value for failure in Failure)
 
@@ -36,6 +44,9 @@ class RunLog:
     def __init__(self) -> None:
         self._timeline_file: TextIO | None = None
         self._flusher: gevent.Greenlet | None = None
+        # This process's place in a distributed run: worker ``index`` of ``workers``.
+        self.workers, self.index = 1, 0
+        self.master_clock: dict[str, float] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -48,9 +59,13 @@ class RunLog:
         self._numbers: dict[str, int] = {}
 
     def number(self, kind: str) -> int:
-        """The next number for a user of ``kind``, from 1: usernames and client addresses."""
+        """The next number for a user of ``kind``, from 1: usernames and client addresses.
+
+        Worker ``index`` of ``workers`` takes every ``workers``-th number from
+        ``index + 1``: no two workers name a user alike.
+        """
         self._numbers[kind] = self._numbers.get(kind, 0) + 1
-        return self._numbers[kind]
+        return (self._numbers[kind] - 1) * self.workers + self.index + 1
 
     def seconds(self) -> float:
         return time.time() - self.started_at
@@ -69,12 +84,23 @@ class RunLog:
     def start(self, environment: Environment) -> None:
         self.stop_timeline()
         self._reset()
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            return  # its workers run the users (loadtests/distributed.py)
         self.started = True
-        timeline_out = _option(environment, "timeline_out")
+        if isinstance(runner, WorkerRunner):
+            self.index = max(0, runner.worker_index)
+            if self.master_clock is None:
+                logger.error("no clock from the master: this worker joined a running test")
+            else:
+                self.started_at = self.master_clock["started_at"]
+                self.workers = max(int(self.master_clock["workers"]), self.index + 1)
+                self.timeline = Timeline(self.started_at)
+            self.timeline.raw = True
+        timeline_out = self.path(environment, "timeline_out")
         if timeline_out:
-            path = Path(timeline_out)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._timeline_file = path.open("w", encoding="utf-8")
+            timeline_out.parent.mkdir(parents=True, exist_ok=True)
+            self._timeline_file = timeline_out.open("w", encoding="utf-8")
             self.timeline.out = self._timeline_file
             self._flusher = gevent.spawn(self._flush_every_second)
 
@@ -94,12 +120,23 @@ class RunLog:
 
     def stop(self, environment: Environment) -> None:
         self.stop_timeline()
-        users_out = _option(environment, "users_out")
+        if not self.started:
+            return  # a master: its workers write the files
+        users_out = self.path(environment, "users_out")
         if users_out:
-            write_users(Path(users_out), self.records)
-        failures_out = _option(environment, "failures_out")
+            write_users(users_out, self.records)
+        failures_out = self.path(environment, "failures_out")
         if failures_out:
-            write_jsonl(Path(failures_out), self.failures)
+            write_jsonl(failures_out, self.failures)
+
+    def path(self, environment: Environment, option: str) -> Path | None:
+        """Where this process writes the file ``--OPTION`` names: a worker, beside it."""
+        value = _option(environment, option)
+        if not value:
+            return None
+        if isinstance(environment.runner, WorkerRunner):
+            return worker_file(Path(value), self.index)
+        return Path(value)
 
 
 RUN = RunLog()

@@ -27,6 +27,7 @@ from sessions_lab.cluster.config import (
 from sessions_lab.cluster.control import SIGNALS, tail
 from sessions_lab.cluster.driver import DRIVERS
 from sessions_lab.console import doctor, print_status, print_up
+from sessions_lab.experiments.load import MAX_LOAD_WORKERS
 from sessions_lab.experiments.scenarios import SCENARIOS
 from sessions_lab.mode_settings import CART_STORES
 from sessions_lab.modes import MODE_NAMES
@@ -84,10 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--lines", type=int, default=1400, help="lines to add (default: 1400)")
     add("doctor", help="which nginx / Redis / PostgreSQL binaries and versions")
     render = add(
-        "render", help="write deploy/'s nginx and Redis configs (and deploy/.env if missing)"
+        "render",
+        help="write deploy/'s nginx and Redis configs (and deploy/.env if missing), "
+        "or deploy/k8s/ and an overlay's keys",
     )
-    render.add_argument("--target", required=True, choices=["compose"])
-    render.add_argument("--mode", choices=MODE_NAMES, help="also set SESSION_MODE in deploy/.env")
+    render.add_argument("--target", required=True, choices=["compose", "k8s"])
+    render.add_argument(
+        "--mode",
+        choices=MODE_NAMES,
+        help="also set SESSION_MODE in deploy/.env; k8s: the overlay to write lab.env for",
+    )
     render.add_argument("--affinity", choices=AFFINITIES, help="sticky mode only (default: cookie)")
     render.add_argument("--instances", type=int, help="must match deploy/docker-compose.yml")
     render.add_argument(
@@ -118,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--seed", type=int, default=1234)
     experiment.add_argument(
+        "--load-workers", type=int, default=1, metavar="N",
+        help="run Locust as a master and N worker processes (default: 1 process, one core)",
+    )  # fmt: skip
+    experiment.add_argument(
         "--conditional-writes",
         action="store_true",
         help="shoppers send If-Match with the cart's ETag: a stale (late) write gets 412",
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--driver",
         choices=DRIVERS,
         default="native",
-        help="native processes (default) or docker compose (deploy/docker-compose.yml)",
+        help="native processes (default), docker compose, or kubernetes (kubectl; --db postgres)",
     )
     experiment.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
     experiment.add_argument(
@@ -150,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=int, default=15, help="seconds per page (default: 15)")
     bench.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
     bench.add_argument("--port", type=int, default=8080, help="nginx port (default: 8080)")
+    bench.add_argument(
+        "--db",
+        choices=DATABASES,
+        default="sqlite",
+        help="the shop's database (default: sqlite); with postgres, the modes that keep state "
+        "in it are measured with synchronous_commit on, then off",
+    )
     bench.add_argument("--out", type=Path, help="results folder (default: results/TIME-bench)")
     for command in (up, experiment, bench, attack):
         add_shop_options(command)
@@ -251,6 +269,7 @@ def bench(args: argparse.Namespace) -> int:
             duration=args.duration,
             connections=args.connections,
             port=args.port,
+            db=args.db,
             run_dir=args.run_dir,
             out=out,
             shop=shop_options(args),
@@ -276,6 +295,8 @@ def experiment(args: argparse.Namespace) -> int:
 
     if not 1 <= args.users <= 500 or not 5 <= args.duration <= 3600:
         raise LabError("--users must be 1..500 and --duration 5..3600 seconds")
+    if not 1 <= args.load_workers <= MAX_LOAD_WORKERS:
+        raise LabError(f"--load-workers must be 1..{MAX_LOAD_WORKERS}")
     out = args.out or default_out_dir(args.scenario)
     run = Experiment(
         scenario=get_scenario(args.scenario),
@@ -294,8 +315,9 @@ def experiment(args: argparse.Namespace) -> int:
         out=out,
         run_dir=args.run_dir,
         driver=args.driver,
+        load_workers=args.load_workers,
     )
-    refusal = run.scenario.refusal(run.options())
+    refusal = run.refusal()
     if refusal:
         raise LabError(refusal)
     try:
@@ -372,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "bench":
         return bench(args)
     elif args.command == "render":
-        return render_compose(args)
+        return render_k8s(args) if args.target == "k8s" else render_compose(args)
     return 0
 
 
@@ -385,6 +407,24 @@ def render_compose(args: argparse.Namespace) -> int:
     print(f"rendered {len(written) - 1} configurations into {', '.join(folders)}")
     print(f"settings and keys: {written[-1]}")
     print("start: docker compose -f deploy/docker-compose.yml up --build --wait")
+    return 0
+
+
+def render_k8s(args: argparse.Namespace) -> int:
+    from sessions_lab.cluster.k8s_files import prepare_k8s
+
+    compose_only = [
+        f"--{name}" for name in ("affinity", "instances", "port") if getattr(args, name)
+    ]
+    if compose_only:
+        raise LabError(f"{', '.join(compose_only)}: --target compose only")
+    if args.mode is None:
+        raise LabError("--target k8s needs --mode: the overlay whose keys to write")
+    written = prepare_k8s(args.mode)
+    overlay = written[-1].parent
+    print(f"rendered {len(written) - 1} files into {overlay.parent.parent}")
+    print(f"keys: {written[-1]}")
+    print(f"apply: kubectl apply -k {overlay}")
     return 0
 
 

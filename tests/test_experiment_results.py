@@ -222,7 +222,7 @@ def test_each_mode_keeps_only_the_log_lines_its_own_run_wrote(tmp_path: Path) ->
 
 
 def test_the_load_clock_starts_when_the_first_timeline_second_says(tmp_path: Path) -> None:
-    from sessions_lab.experiments.runner import load_origin
+    from sessions_lab.experiments.load import load_origin
 
     timeline = tmp_path / "timeline.jsonl"
     assert load_origin(timeline) is None  # Locust has not booted yet

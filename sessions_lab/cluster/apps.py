@@ -21,16 +21,25 @@ WSGI_APP = "sessions_lab.wsgi:application"
 # `down` and `kill --signal TERM` finish quickly, long enough for any request
 # of the shop.
 GRACEFUL_TIMEOUT = 5
-# Longer than nginx's upstream keepalive_timeout (2 s), so nginx always
-# closes an idle connection first (see the nginx template).
-KEEP_ALIVE = 5
+# How long gunicorn keeps an idle connection. nginx lets its idle ones go
+# after 2 s (its upstream keepalive_timeout), so they close first anyway.
+# An hour, longer than any hang the lab makes (hang-one: 40% of a run of at
+# most an hour): a worker resuming from a SIGSTOP closes each kept-alive
+# connection whose keep-alive ran out meanwhile before it reads the request
+# waiting there. With 5 s, the first request nginx sent to the hung app2
+# was dropped, neither answered nor applied, in each of the 4 hang-one runs
+# traced with gunicorn's access log (a write so dropped was missing from the
+# report's late writes, and once no late write was left to report).
+KEEP_ALIVE = 3600
 
 
-def database_url(config: LabConfig, run: RunFolder) -> str:
+def database_url(config: LabConfig, run: RunFolder, name: str | None = None) -> str:
+    """The shop's database, or on PostgreSQL the lab server's database ``name``."""
     if config.db == "postgres":
         from sessions_lab.cluster.postgres import DATABASE, SUPERUSER
 
-        return f"postgres://{SUPERUSER}@{config.listen_address}:{config.postgres_port}/{DATABASE}"
+        address = f"{config.listen_address}:{config.postgres_port}"
+        return f"postgres://{SUPERUSER}@{address}/{name or DATABASE}"
     return f"sqlite:///{run.sqlite}"
 
 

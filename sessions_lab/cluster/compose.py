@@ -12,7 +12,6 @@ experiment runner fires a scenario at either. The files it runs from --
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from sessions_lab.cluster.compose_files import (
 )
 from sessions_lab.cluster.config import ENCRYPTION_KEY, RunFolder, ShopOptions, checked_config
 from sessions_lab.cluster.control import SIGNALS, STOP_TIMEOUT
-from sessions_lab.cluster.errors import LabError, LabFailure
+from sessions_lab.cluster.errors import LabError, LabFailure, run_tool
 from sessions_lab.cluster.replication import PRIMARY
 from sessions_lab.cluster.state import Phase, ProcessStatus
 from sessions_lab.waiting import wait_until
@@ -91,21 +90,12 @@ class ComposeCluster:
 
     def compose(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
         """Run ``docker compose -f deploy/docker-compose.yml ARGS``; its stdout, or ``LabError``."""
-        argv = [self.docker, "compose", "-f", str(self.compose_file), *args]
-        try:
-            done = subprocess.run(  # noqa: S603 - argv built here
-                argv, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except FileNotFoundError:
-            raise LabError(
-                f"`{self.docker}` was not found: install Docker (with the compose plugin)"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise LabError(f"`docker compose {' '.join(args)}` took over {timeout:.0f} s") from None
-        if done.returncode != 0:
-            message = done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}"
-            raise LabError(f"docker compose {' '.join(args)}: {message}")
-        return done.stdout
+        return run_tool(
+            [self.docker, "compose", "-f", str(self.compose_file), *args],
+            f"docker compose {' '.join(args)}",
+            f"`{self.docker}` was not found: install Docker (with the compose plugin)",
+            timeout,
+        )
 
     def containers(self, *services: str) -> dict[str, dict[str, Any]]:
         """``docker compose ps --all`` by service: State (running, paused, exited), Health, …"""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from sessions_lab.cluster.config import (
     REDIS_PERSISTENCE,
     LabConfig,
     checked_config,
+    missing_keys,
     new_encryption_key,
 )
 from sessions_lab.cluster.errors import LabError
@@ -244,7 +244,11 @@ def render_deploy(deploy_dir: Path = DEPLOY_DIR) -> list[Path]:
 
 def read_env(deploy_dir: Path = DEPLOY_DIR) -> dict[str, str]:
     """``deploy/.env`` as a dict (empty when it does not exist yet)."""
-    path = deploy_dir / ".env"
+    return read_env_file(deploy_dir / ".env")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """A KEY=VALUE file (``deploy/.env``, an overlay's ``lab.env``) as a dict; empty if missing."""
     if not path.exists():
         return {}
     values = {}
@@ -271,13 +275,8 @@ def write_env(choices: dict[str, str], deploy_dir: Path = DEPLOY_DIR) -> Path:
     path = deploy_dir / ".env"
     source = path if path.exists() else deploy_dir / ".env.example"
     lines = source.read_text(encoding="utf-8").splitlines()
-    values = {
-        # token_urlsafe never yields "$", which compose would try to interpolate.
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
-    }
     current = read_env(deploy_dir) if path.exists() else {}
-    values = {key: value for key, value in values.items() if not current.get(key)}
+    values = missing_keys(current, ("SECRET_KEY", "JWT_SIGNING_KEY"))
     values.update(choices)
     remaining = dict(values)
     for index, line in enumerate(lines):

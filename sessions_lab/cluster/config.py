@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -276,12 +277,7 @@ class RunFolder:
         ``up`` so a restarted cluster still accepts its users' cookies.
         """
         keys = json.loads(self.secrets.read_text(encoding="utf-8")) if self.secrets.exists() else {}
-        missing = {
-            "SECRET_KEY": lambda: secrets.token_urlsafe(50),
-            "JWT_SIGNING_KEY": lambda: secrets.token_urlsafe(50),
-            ENCRYPTION_KEY: new_encryption_key,
-        }
-        added = {name: make() for name, make in missing.items() if not keys.get(name)}
+        added = missing_keys(keys)
         if added:
             keys.update(added)
             partial = self.secrets.with_name(f".{self.secrets.name}.{os.getpid()}.tmp")
@@ -295,6 +291,28 @@ class RunFolder:
 def new_encryption_key() -> str:
     """A Fernet key (32 random bytes, URL-safe base64), made without importing cryptography."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_signing_key() -> str:
+    """A SECRET_KEY or JWT_SIGNING_KEY: token_urlsafe never yields "$", which compose
+    would try to interpolate, nor anything an env file would need quoted."""
+    return secrets.token_urlsafe(50)
+
+
+# The keys every instance of a deployment shares, and how each is made.
+KEY_MAKERS = {
+    "SECRET_KEY": new_signing_key,
+    "JWT_SIGNING_KEY": new_signing_key,
+    ENCRYPTION_KEY: new_encryption_key,
+}
+
+
+def missing_keys(
+    current: Mapping[str, str], names: Iterable[str] = tuple(KEY_MAKERS)
+) -> dict[str, str]:
+    """Fresh values for the keys among ``names`` that ``current`` lacks (or has empty):
+    a run folder's secrets.json, deploy/.env, a Kubernetes overlay's lab.env alike."""
+    return {name: KEY_MAKERS[name]() for name in names if not current.get(name)}
 
 
 def write_json_atomically(path: Path, data: object) -> None:

@@ -1,17 +1,18 @@
-"""What a lab cluster must do for the experiment runner: one contract, two implementations.
+"""What a lab cluster must do for the experiment runner: one contract, three implementations.
 
 A scenario kills, starts, drains and adds instances of a running lab and
 collects its logs afterwards; whether the lab is native processes under the
-supervisor (``cluster.Cluster``) or containers under docker compose
-(``compose.ComposeCluster``) must not matter past the moment one is chosen.
-``Driver`` writes that down as a ``Protocol``: both classes satisfy it by
-shape, with no common base class, and ``driver_for`` is the one place that
-knows there are two.
+supervisor (``cluster.Cluster``), containers under docker compose
+(``compose.ComposeCluster``) or pods of a Kubernetes cluster
+(``k8s_driver.KubernetesCluster``) must not matter past the moment one is
+chosen. ``Driver`` writes that down as a ``Protocol``: the classes satisfy it
+by shape, with no common base class, and ``driver_for`` is the one place that
+knows there are three.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ from sessions_lab.cluster.cluster import Cluster
 from sessions_lab.cluster.config import RunFolder, ShopOptions
 from sessions_lab.cluster.errors import LabError
 
-DRIVERS = ("native", "compose")
+DRIVERS = ("native", "compose", "kubernetes")
 
 
 class Driver(Protocol):
@@ -35,7 +36,8 @@ class Driver(Protocol):
     run: RunFolder
 
     # The state is returned as a Mapping: the native driver's is state.json, the
-    # compose driver's the same shape built from `docker compose ps`.
+    # compose driver's the same shape built from `docker compose ps`, the Kubernetes
+    # driver's from `kubectl get pods`.
     def up(
         self,
         mode: str,
@@ -78,6 +80,19 @@ class Driver(Protocol):
         """Run ``manage.py ARGUMENTS`` against the lab's database; its standard output."""
 
 
+def refusal(name: str, scenario: str, events: Iterable[Any], **options: Any) -> str | None:
+    """Why driver ``name`` cannot run ``scenario``'s ``events`` with these ``up`` options.
+
+    Asked before anything starts: only the Kubernetes driver refuses some
+    faults (a hang, the load balancer, a drain) and options (see ``k8s_driver``).
+    """
+    if name != "kubernetes":
+        return None
+    from sessions_lab.cluster import k8s_driver
+
+    return k8s_driver.refusal(scenario, events) or k8s_driver.unsupported(**options)
+
+
 def driver_for(name: str, run_dir: Path) -> Driver:
     """The cluster ``--driver NAME`` means; ``run_dir`` is the native lab's run folder."""
     if name == "native":
@@ -87,4 +102,10 @@ def driver_for(name: str, run_dir: Path) -> Driver:
         from sessions_lab.cluster.compose import ComposeCluster
 
         return ComposeCluster()
+    if name == "kubernetes":
+        # Imported here too: kubectl and deploy/k8s/ serve this driver only. Its files
+        # (the port-forward's pid, the pods' logs) live beside the native lab's.
+        from sessions_lab.cluster.k8s_driver import KubernetesCluster
+
+        return KubernetesCluster(run_dir / "kubernetes")
     raise LabError(f"unknown driver {name!r}: choose one of {', '.join(DRIVERS)}")

@@ -49,6 +49,7 @@ class FaultOperations(ChildLifecycle):
         signum = signal.Signals[f"SIG{signame}"]
         if signum == signal.SIGSTOP:
             signal_group(pid, signal.SIGSTOP)
+            self.log(f"sent SIGSTOP to {target} (process group {pid})")
             wait_until(lambda: is_paused(pid), PAUSE_TIMEOUT, interval=POLL / 5)
             with self.lock:
                 child.status = ProcessStatus.PAUSED
@@ -61,6 +62,7 @@ class FaultOperations(ChildLifecycle):
         with self.lock:
             child.pending_cause = f"killed by lab: SIG{signame}"
         signal_group(pid, signum)
+        self.log(f"sent SIG{signame} to {target} (process group {pid})")
         signal_group(pid, signal.SIGCONT)
         wait = KILL_TIMEOUT if signum == signal.SIGKILL else apps.GRACEFUL_TIMEOUT + STOP_TIMEOUT
         if not child.exited.wait(wait):
@@ -71,6 +73,7 @@ class FaultOperations(ChildLifecycle):
         child = self.child(target)
         if child.status == ProcessStatus.PAUSED and child.pid is not None:
             signal_group(child.pid, signal.SIGCONT)
+            self.log(f"sent SIGCONT to {target} (process group {child.pid})")
             with self.lock:
                 child.status = ProcessStatus.RUNNING
                 self.write_state()

@@ -139,7 +139,7 @@ def render_nginx_for(
             servers.append(f"        server {address} max_fails=1 fail_timeout=5s{route_param};")
     keepalive = (
         "        # Reuse connections to the instances. nginx lets an idle one go after\n"
-        "        # 2 s, before gunicorn does (--keep-alive 5): else a request could be\n"
+        "        # 2 s, long before gunicorn does (--keep-alive 3600): else a request could be\n"
         "        # sent on a connection gunicorn is closing, and a POST would fail.\n"
         "        keepalive 16;\n"
         "        keepalive_timeout 2s;"

@@ -169,6 +169,7 @@ def headline(summary: dict[str, Any]) -> str:
         ),
         # --cart-store, --encrypt-sessions, --session-idle, --session-absolute, where given.
         *filter(None, [ShopOptions.from_dict(summary).describe()]),
+        *([f"{workers} Locust workers"] if (workers := summary.get("load_workers", 1)) > 1 else []),
     ]
     return (
         f"{summary['scenario']}: {summary['instances']} instances, {summary['users']} users, "

@@ -30,8 +30,8 @@ from sessions_lab.experiments.server_logs import access_lines, late_writes, retr
 # (users_by_node, faulted_node, users_on_faulted_node, users_lost_on_faulted_node,
 # write_unavailable_s, stale_reads; and the run's replication). Schema 5: concurrent
 # updates (updates_acknowledged, lost_updates), idle logins (users_paused,
-# users_paused_logged_out, users_active_logged_out); the run's shop options.
-SCHEMA_VERSION = 5
+# users_paused_logged_out, users_active_logged_out); the run's shop options. 6: load_workers.
+SCHEMA_VERSION = 6
 # The shoppers name the failure classes (loadtests/session_checks.py); the
 # summary counts them under the same names, in the same order.
 FAILURE_CLASSES = tuple(failure.value for failure in FAILURES)

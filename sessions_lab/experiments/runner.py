@@ -1,21 +1,18 @@
 """Run a scenario over several modes: bring the cluster up, shop with Locust, break it on time.
 
-Locust runs in a process of its own: importing it patches this process
-with gevent, and the lab must stay a plain Python program. For each mode:
-``up`` → Locust headless → fire the scenario's events at their second →
-Locust ends → ``down`` → summarise. Ctrl-C tears the cluster down and keeps
-whatever results exist. The cluster is native processes or docker compose
-(``--driver``); past ``driver_for`` the runner sees only ``Driver``.
+Locust runs in processes of its own (``load.py``: one, or a master and its
+workers): importing it patches a process with gevent, and the lab must stay
+a plain Python program. For each mode: ``up`` → Locust headless → fire the
+scenario's events at their second → Locust ends → ``down`` → summarise.
+Ctrl-C tears the cluster down and keeps whatever results exist. The cluster
+is native processes, docker compose or Kubernetes (``--driver``); past
+``driver_for`` the runner sees only ``Driver``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,24 +24,22 @@ from typing import Any, TextIO
 from sessions_lab.cluster.binaries import find_binary
 from sessions_lab.cluster.config import ShopOptions
 from sessions_lab.cluster.driver import Driver, driver_for
+from sessions_lab.cluster.driver import refusal as driver_refusal
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments import report
 from sessions_lab.experiments.expectations import RAMP_UP_SHARE
+from sessions_lab.experiments.load import Load, load_origin, progress
 from sessions_lab.experiments.results import (
     SCHEMA_VERSION,
     ModeRun,
     aggregated_stats,
     not_applicable,
-    read_jsonl,
     summarise_mode,
     write_summary,
 )
 from sessions_lab.experiments.scenarios import RunOptions, Scenario, stores, verdict
 from sessions_lab.modes import MODE_NAMES, LoadBalancing, get_mode
 from sessions_lab.order_audit import ORDERS_FILE
-from sessions_lab.paths import PROJECT_ROOT
-
-LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
 
 
 class ExperimentError(Exception):
@@ -68,8 +63,14 @@ class Experiment:
     port: int = 8080
     out: Path = field(default_factory=lambda: default_out_dir("experiment"))
     run_dir: Path = Path(".lab")
-    driver: str = "native"  # or "compose": the same scenarios through docker compose
+    driver: str = "native"  # or "compose", "kubernetes": the same scenarios there
+    load_workers: int = 1  # Locust as one process, or a master and this many workers
     say: Callable[[str], None] = print
+
+    @property
+    def demo_users(self) -> int:
+        """Accounts enough for every shopper: workers number theirs apart, leaving gaps."""
+        return max(self.users, 10) + self.load_workers - 1
 
     def choices(self) -> dict[str, Any]:
         """The run's options a prediction may depend on, besides the database and persistence."""
@@ -84,6 +85,27 @@ class Experiment:
 
     def options(self) -> RunOptions:
         return RunOptions(self.db, self.redis_persistence, **self.choices())
+
+    def refusal(self) -> str | None:
+        """Why this run cannot be made, asked before anything starts: the scenario's, the driver's."""
+        why = self.scenario.refusal(self.options())
+        for mode in self.modes:
+            if (
+                self.scenario.expectation(mode, self.db, self.redis_persistence, **self.choices())
+                is None
+            ):
+                continue  # skipped: it does not apply
+            pinned = get_mode(mode).load_balancing is LoadBalancing.AFFINITY
+            events = self.scenario.timeline(
+                self.instances, stores(mode, self.db, self.redis_persistence)
+            )
+            why = why or driver_refusal(
+                self.driver, self.scenario.name, events,
+                affinity=self.affinity if pinned else None, db=self.db,
+                redis_persistence=self.redis_persistence, replication=self.replication,
+                shop=self.shop,
+            )  # fmt: skip
+        return why
 
     def run(self) -> dict[str, Any]:
         """Run every mode in turn; returns summary.json's content (also written to ``out``)."""
@@ -134,7 +156,7 @@ class Experiment:
             db=self.db,
             port=self.port,
             redis_persistence=self.redis_persistence,
-            demo_users=max(self.users, 10),
+            demo_users=self.demo_users,
             replication=self.replication,
             shop=self.shop,
         )
@@ -193,8 +215,8 @@ class Experiment:
         store = stores(mode, self.db, self.redis_persistence)
         timeline = sorted(self.scenario.timeline(self.instances, store), key=lambda e: e.at)
         url = state.get("url") or f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        arguments = [
+            "--headless",
             "--host", url.rstrip("/"),
             "-u", str(self.users), "-r", f"{spawn_rate(self.users, self.duration):.2f}",
             "-t", f"{self.duration}s", "--stop-timeout", "5",
@@ -202,38 +224,34 @@ class Experiment:
             "--users-out", str(folder / "users.jsonl"),
             "--timeline-out", str(folder / "timeline.jsonl"),
             "--failures-out", str(folder / "failures.jsonl"),
-            "--demo-users", str(max(self.users, 10)),
+            "--demo-users", str(self.demo_users),
             "--seed", str(self.seed),
         ]  # fmt: skip
         if affinity == "ip":
-            command.append("--client-ip-per-user")
+            arguments.append("--client-ip-per-user")
         if self.conditional_writes:
-            command.append("--conditional-writes")
-        command.extend(self.scenario.load(self.options()))
+            arguments.append("--conditional-writes")
+        arguments.extend(self.scenario.load(self.options()))
         env = {**os.environ, "PYTHONHASHSEED": str(self.seed)}
-        with (
-            (folder / "locust.log").open("wb") as log,
-            (folder / "events.jsonl").open("w") as events_out,
-        ):
+        with (folder / "events.jsonl").open("w") as events_out:
             started_at = time.time()
             self._announce(cluster, mode, folder, started_at)
-            locust = subprocess.Popen(  # noqa: S603
-                command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )  # fmt: skip
+            load = Load(folder, self.load_workers)
             try:
+                load.start(arguments, env)
                 self._follow(
-                    mode, locust, cluster, timeline, started_at, folder, events_out, events_log
+                    mode, load, cluster, timeline, started_at, folder, events_out, events_log
                 )
             except BaseException:
-                _stop(locust)
+                load.stop()
                 raise
+            load.finish()
         return started_at
 
     def _follow(
         self,
         mode: str,
-        locust: subprocess.Popen,
+        load: Load,
         cluster: Driver,
         timeline: list[Any],
         started_at: float,
@@ -246,13 +264,14 @@ class Experiment:
         deadline = started_at + self.duration + 60
         last_shown = -1
         load_started: float | None = None
-        while locust.poll() is None:
+        while load.running():
+            load.follow()
             now = time.time()
             # Events and progress on the load's clock (the timeline's, which the
-            # summary and the report use), once Locust has booted and says when
-            # its clock started; the runner's own until then.
+            # summary and the report use): nothing fires before Locust (and its
+            # workers) has booted and says when its clock started.
             load_started = load_started or load_origin(folder / "timeline.jsonl")
-            elapsed = now - (load_started or started_at)
+            elapsed = now - load_started if load_started else -1.0
             while pending and elapsed >= pending[0].at_seconds(self.duration):
                 event = pending.pop(0)
                 record = self._fire(cluster, event, elapsed)
@@ -262,11 +281,11 @@ class Experiment:
                 self.say(f"[{mode}] {record['t']:5.1f}s  {record['action']} {record['target']}"
                          + (f" ({record['signal']})" if record.get("signal") else "")
                          + ("" if record["ok"] else f"  FAILED: {record['message']}"))  # fmt: skip
-            if int(elapsed) // 5 > last_shown and elapsed < self.duration:
+            if elapsed >= 0 and int(elapsed) // 5 > last_shown and elapsed < self.duration:
                 last_shown = int(elapsed) // 5
-                self.say(f"[{mode}] {elapsed:5.1f}s/{self.duration}s  {_progress(folder)}")
+                self.say(f"[{mode}] {elapsed:5.1f}s/{self.duration}s  {progress(folder)}")
             if now > deadline:
-                _stop(locust)
+                load.stop()
                 raise ExperimentError(
                     f"Locust did not finish within {self.duration + 60} s in {mode} mode"
                 )
@@ -340,6 +359,7 @@ class Experiment:
             **asdict(self.shop),  # cart_store, encrypt_sessions, session_idle, session_absolute
             "seed": self.seed,
             "conditional_writes": self.conditional_writes,
+            "load_workers": self.load_workers,
             "versions": versions(),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "modes": {},
@@ -372,41 +392,6 @@ def check_measured(run: ModeRun, mode: str) -> None:
         raise ExperimentError(
             f"Locust made no requests in {mode} mode: see {run.folder / 'locust.log'}"
         )
-
-
-def load_origin(timeline: Path) -> float | None:
-    """When the load's clock (``t`` in Locust's timeline) read 0, as a Unix time; None before
-    Locust has written its first second."""
-    try:
-        with timeline.open() as lines:
-            first = json.loads(lines.readline())
-    except (OSError, ValueError):
-        return None
-    return float(first["at"]) - float(first["t"])
-
-
-def _progress(folder: Path) -> str:
-    seconds = read_jsonl(folder / "timeline.jsonl")
-    requests = sum(s["requests"] for s in seconds)
-    failures: dict[str, int] = {}
-    for second in seconds:
-        for name, count in second["failures_by_class"].items():
-            failures[name] = failures.get(name, 0) + count
-    shown = ", ".join(f"{name} {count}" for name, count in failures.items() if count) or "none"
-    return f"requests {requests}  failures: {shown}"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Ask Locust to stop (it writes its stats on SIGINT), then make sure it has."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def versions() -> dict[str, str]:

@@ -274,6 +274,10 @@ def test_the_readme_s_docker_commands_run_and_kill_one_is_as_expected(stack: Sta
     for line in commands:
         run_readme_command(stack, line)
         if line.endswith("up --build --wait"):
+            # Locust as `experiment --load-workers 2` runs it: both workers report to the master.
+            assert wait_until(
+                lambda: "2 workers connected" in stack.compose("logs", "locust").stdout, 60
+            ), stack.compose("logs", "locust", "locust-worker").stdout[-3000:]
             # Logged in before app2 is killed and started again (`compose start`
             # reruns the one-shot migrate): nobody may be logged out by that.
             stack.shoppers = [stack.log_in(f"user{n}") for n in range(1, 7)]

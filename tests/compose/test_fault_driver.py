@@ -8,7 +8,6 @@ stand-in is right, since what matters is the command line Docker would get.
 from __future__ import annotations
 
 import json
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from sessions_lab.cluster.compose import RELOAD_NGINX, ComposeCluster
 from sessions_lab.cluster.compose_files import write_env
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments.scenarios import FaultEvent, get_scenario
+from tests.fake_tools import install_fake, recorded_calls
 
 FAKE_DOCKER = f"""#!{sys.executable}
 import json, os, sys
@@ -54,15 +54,10 @@ def container(service: str, state: str, health: str = "healthy") -> dict[str, An
 
 class FakeDocker:
     def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        bin_dir = folder / "bin"
-        bin_dir.mkdir()
-        docker = bin_dir / "docker"
-        docker.write_text(FAKE_DOCKER)
-        docker.chmod(docker.stat().st_mode | stat.S_IXUSR)
+        install_fake(folder, "docker", FAKE_DOCKER, monkeypatch)
         self.log = folder / "docker.jsonl"
         self.ps_script = folder / "ps.json"
         self.answer_ps([[]])
-        monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
         monkeypatch.setenv("FAKE_DOCKER_LOG", str(self.log))
         monkeypatch.setenv("FAKE_DOCKER_PS", str(self.ps_script))
         monkeypatch.delenv("FAKE_DOCKER_FAIL", raising=False)
@@ -73,11 +68,7 @@ class FakeDocker:
 
     def calls(self) -> list[list[str]]:
         """Each call's arguments after `docker compose -f FILE`; clears the record."""
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text().splitlines()
-        self.log.unlink()
-        calls = [json.loads(line) for line in lines]
+        calls = recorded_calls(self.log)
         assert all(call[:2] == ["compose", "-f"] for call in calls)
         return [call[3:] for call in calls]
 

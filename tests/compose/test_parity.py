@@ -374,6 +374,10 @@ def test_fixed_addresses_agree_between_the_compose_file_and_the_renderer() -> No
     assert services["app1"]["environment"]["TRUSTED_PROXIES"] == nginx_address
     assert "--host" in services["locust"]["command"]
     assert f"http://nginx:{compose_target.NGINX_PORT}" in services["locust"]["command"]
+    # The load as `experiment --load-workers` makes it: a master, workers that find it by name.
+    assert "--master" in services["locust"]["command"]
+    assert services["locust-worker"]["command"][-3:] == ["--worker", "--master-host", "locust"]
+    assert services["locust-worker"]["deploy"]["replicas"] == "${LOCUST_WORKERS:-2}"
     assert services["nginx"]["ports"] == ["127.0.0.1:${LAB_PORT:-8080}:8080"]
     assert services["locust"]["ports"] == ["127.0.0.1:${LOCUST_PORT:-8089}:8089"]
     assert compose_target.nginx_version() >= (1, 29, 6)  # open-source sticky

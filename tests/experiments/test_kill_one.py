@@ -46,7 +46,7 @@ def test_kill_one_loses_sessions_only_in_sticky_and_only_on_the_killed_instance(
 @pytest.mark.timeout(420)
 def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> None:
     _, summary, out = experiment(*SHORT_KILL_ONE)
-    assert summary["schema_version"] == 5
+    assert summary["schema_version"] == 6
     assert {"scenario", "instances", "users", "duration_s", "affinity", "db", "redis_persistence",
             "seed", "versions", "modes", "cart_store", "encrypt_sessions", "session_idle",
             "session_absolute"} <= set(summary)  # fmt: skip

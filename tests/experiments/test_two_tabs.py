@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from sessions_lab.experiments.results import SCHEMA_VERSION
 from sessions_lab.experiments.scenarios import get_scenario
 from sessions_lab.modes import MODE_NAMES, get_mode
 
@@ -36,7 +37,7 @@ def test_the_prediction_follows_how_the_mode_keeps_the_cart(mode: str) -> None:
 def test_sessions_saved_whole_lose_updates_and_jwt_rows_do_not(experiment) -> None:
     done, summary, out = experiment("--modes", "redis,cookie,jwt", *TWO_TABS)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert summary["schema_version"] == 5 and summary["cart_store"] == "session"
+    assert summary["schema_version"] == SCHEMA_VERSION and summary["cart_store"] == "session"
     modes = summary["modes"]
     for result in modes.values():
         assert result["verdict"] == "as expected", (result["verdict_reason"], result)
