@@ -129,6 +129,13 @@ def _lab_options(parser: Any) -> None:
         "which instance answered, nginx's request id",
     )
     parser.add_argument(
+        "--totals-out",
+        default="",
+        env_var="LOCUST_TOTALS_OUT",
+        help="Write Locust's totals as JSON when it quits: requests, failures, rps, p50/p95 "
+        "(its stats CSV, rewritten once a second, lacks the last second's requests)",
+    )
+    parser.add_argument(
         "--timeline-out",
         default="",
         env_var="LOCUST_TIMELINE_OUT",

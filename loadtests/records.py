@@ -166,6 +166,19 @@ def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
         out.writelines(json.dumps(line) + "\n" for line in lines)
 
 
+def write_totals(path: Path, total: Any) -> None:
+    """Locust's totals (its ``StatsEntry`` of every request, a master's summed from its workers)."""
+    totals = {
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "rps": round(total.total_rps, 1),
+        "p50_ms": total.get_response_time_percentile(0.5),
+        "p95_ms": total.get_response_time_percentile(0.95),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(totals) + "\n", encoding="utf-8")
+
+
 @dataclass
 class _Second:
     requests: int = 0

@@ -2,10 +2,12 @@
 
 Hooks Locust's events: at test start the clock and the user numbering are
 reset (the web UI can run several tests in one process); every request
-goes into the timeline; at test stop the users file is written; at quit a
-run in which no request got any HTTP answer exits with ``VOID_RUN_EXIT_CODE``
-instead of passing. Locust already exits 1 when any request failed, and a
-fault scenario is expected to fail some, so the lab needs this third state.
+goes into the timeline; at test stop the users file is written; at quit
+Locust's totals are written (``--totals-out``: final, where its stats CSV
+is up to a second behind), and a run in which no request got any HTTP
+answer exits with ``VOID_RUN_EXIT_CODE`` instead of passing. Locust
+already exits 1 when any request failed, and a fault scenario is expected
+to fail some, so the lab needs this third state.
 
 In a distributed run (``--master`` and ``--worker``, the lab's
 ``--load-workers``) the master runs no user and writes none of these: each
@@ -29,7 +31,14 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.records import VOID_RUN_EXIT_CODE, Timeline, UserRecord, write_jsonl, write_users
+from loadtests.records import (
+    VOID_RUN_EXIT_CODE,
+    Timeline,
+    UserRecord,
+    write_jsonl,
+    write_totals,
+    write_users,
+)
 from loadtests.session_checks import Failure
 from loadtests.worker_files import worker_file
 
@@ -47,6 +56,7 @@ class RunLog:
         # This process's place in a distributed run: worker ``index`` of ``workers``.
         self.workers, self.index = 1, 0
         self.master_clock: dict[str, float] | None = None
+        self.environment: Environment | None = None  # Locust's, from its init
         self._reset()
 
     def _reset(self) -> None:
@@ -169,6 +179,22 @@ def _on_request(
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     RUN.stop(environment)
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_kwargs: Any) -> None:
+    RUN.environment = environment
+
+
+@events.quit.add_listener
+def _on_quit(**_kwargs: Any) -> None:
+    # After the runner's quit (``quitting`` comes before it on SIGTERM, with users still running).
+    environment = RUN.environment
+    if environment is None or isinstance(environment.runner, WorkerRunner):
+        return  # a worker's statistics are its master's
+    totals_out = _option(environment, "totals_out")
+    if totals_out:
+        write_totals(Path(totals_out), environment.stats.total)
 
 
 @events.quitting.add_listener

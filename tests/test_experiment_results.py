@@ -160,6 +160,25 @@ def test_a_run_that_made_no_requests_is_an_error(tmp_path: Path) -> None:
         check_measured(ModeRun(tmp_path / "db", [], pinned=False, started_at=0), "db")
 
 
+def test_the_summary_counts_locust_s_totals_at_quit_and_its_csv_only_for_a_run_cut_short(
+    tmp_path: Path,
+) -> None:
+    from sessions_lab.experiments.load import TOTALS_FILE, locust_totals
+
+    write_run(tmp_path / "db", [], [second(0)], requests=500)  # the CSV: a second behind
+    assert locust_totals(tmp_path / "db") == {
+        "requests": 500,
+        "rps": 41.7,
+        "p50_ms": 12,
+        "p95_ms": 48,
+    }
+    totals = {"requests": 531, "failures": 3, "rps": 42.4, "p50_ms": 12, "p95_ms": 49}
+    (tmp_path / "db" / TOTALS_FILE).write_text(json.dumps(totals))
+    run = ModeRun(tmp_path / "db", [], pinned=False, started_at=0)
+    result = summarise_mode(run, "…", lambda _result: "as expected")
+    assert (result["requests"], result["rps"], result["p95_ms"]) == (531, 42.4, 49)
+
+
 def test_fault_events_are_placed_on_the_load_s_clock(tmp_path: Path) -> None:
     seconds = [second(t) | {"at": 1000.0 + 1.5 + t} for t in range(10)]  # Locust booted 1.5 s late
     write_run(tmp_path / "db", [user("user1", "app1")], seconds)

@@ -16,6 +16,7 @@ runner and the summary read is then the same as with one process.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -41,6 +42,8 @@ from sessions_lab.paths import PROJECT_ROOT
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
 # More workers than this on a laptop only compete for its cores.
 MAX_LOAD_WORKERS = 8
+# Locust's totals when it quits (``--totals-out``): what the summary counts.
+TOTALS_FILE = "locust_totals.json"
 # How long the master waits for its workers to connect before giving up.
 WORKERS_WAIT_S = 30
 STOP_WAIT_S = 10
@@ -171,6 +174,37 @@ class Load:
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+
+def locust_totals(folder: Path) -> dict[str, float]:
+    """Requests, rps and percentiles of a mode's run: Locust's totals when it quit (``--totals-out``).
+
+    A run cut short (Locust killed) has none: then the "Aggregated" row of
+    its stats CSV, which Locust rewrites once a second, so it lacks the last
+    second's requests (some 1% of a 40 s run).
+    """
+    totals_file, stats_file = folder / TOTALS_FILE, folder / "locust_stats.csv"
+    if totals_file.exists():
+        totals = json.loads(totals_file.read_text(encoding="utf-8"))
+        return {key: totals[key] for key in ("requests", "rps", "p50_ms", "p95_ms")}
+    if stats_file.exists():
+        with stats_file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("Name") == "Aggregated":
+                    return {
+                        "requests": int(row["Request Count"]),
+                        "rps": round(float(row["Requests/s"]), 1),
+                        "p50_ms": _number(row.get("50%")),
+                        "p95_ms": _number(row.get("95%")),
+                    }
+    return {"requests": 0, "rps": 0.0, "p50_ms": 0, "p95_ms": 0}
+
+
+def _number(value: str | None) -> float:
+    try:
+        return round(float(value or 0), 1)
+    except ValueError:
+        return 0
 
 
 def load_origin(timeline: Path) -> float | None:

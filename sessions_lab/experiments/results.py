@@ -7,7 +7,6 @@ from files, so a summary can be rebuilt from a results folder later.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from loadtests.session_checks import FAILURE_CLASSES as FAILURES
 from loadtests.session_checks import SESSION_LOSSES
 from sessions_lab import order_audit as orders
 from sessions_lab.experiments import failures as failure_log
+from sessions_lab.experiments.load import locust_totals
 from sessions_lab.experiments.server_logs import access_lines, late_writes, retried_requests
 
 # 2: adds retried_requests, late_writes, late_writes_applied, late_writes_refused,
@@ -64,10 +64,6 @@ class ModeRun:
         return self.folder / "failures.jsonl"
 
     @property
-    def stats_file(self) -> Path:
-        return self.folder / "locust_stats.csv"
-
-    @property
     def logs(self) -> Path:
         """The servers' logs of this mode's run (the runner copies them here)."""
         return self.folder / "logs"
@@ -79,29 +75,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
-
-
-def aggregated_stats(path: Path) -> dict[str, float]:
-    """Requests, rps and percentiles from the "Aggregated" row of Locust's stats CSV."""
-    if not path.exists():
-        return {"requests": 0, "rps": 0.0, "p50_ms": 0, "p95_ms": 0}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("Name") == "Aggregated":
-                return {
-                    "requests": int(row["Request Count"]),
-                    "rps": round(float(row["Requests/s"]), 1),
-                    "p50_ms": _number(row.get("50%")),
-                    "p95_ms": _number(row.get("95%")),
-                }
-    return {"requests": 0, "rps": 0.0, "p50_ms": 0, "p95_ms": 0}
-
-
-def _number(value: str | None) -> float:
-    try:
-        return round(float(value or 0), 1)
-    except ValueError:
-        return 0
 
 
 def faulted_instance(events: list[dict[str, Any]]) -> str | None:
@@ -243,7 +216,7 @@ def summarise_mode(run: ModeRun, expected: str, verdict_of: Any) -> dict[str, An
     """One mode's entry of summary.json; ``verdict_of(result) -> str`` judges it."""
     users = read_jsonl(run.users_file)
     timeline = read_jsonl(run.timeline_file)
-    stats = aggregated_stats(run.stats_file)
+    stats = locust_totals(run.folder)
     events = on_load_clock(run.events, timeline)
     failures = Counter({name: 0 for name in FAILURE_CLASSES})
     for second in timeline:

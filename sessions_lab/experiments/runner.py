@@ -28,11 +28,10 @@ from sessions_lab.cluster.driver import refusal as driver_refusal
 from sessions_lab.cluster.errors import LabError
 from sessions_lab.experiments import report
 from sessions_lab.experiments.expectations import RAMP_UP_SHARE
-from sessions_lab.experiments.load import Load, load_origin, progress
+from sessions_lab.experiments.load import TOTALS_FILE, Load, load_origin, locust_totals, progress
 from sessions_lab.experiments.results import (
     SCHEMA_VERSION,
     ModeRun,
-    aggregated_stats,
     not_applicable,
     summarise_mode,
     write_summary,
@@ -223,6 +222,7 @@ class Experiment:
             "--csv", str(folder / "locust"), "--only-summary",
             "--users-out", str(folder / "users.jsonl"),
             "--timeline-out", str(folder / "timeline.jsonl"),
+            "--totals-out", str(folder / TOTALS_FILE),
             "--failures-out", str(folder / "failures.jsonl"),
             "--demo-users", str(self.demo_users),
             "--seed", str(self.seed),
@@ -388,7 +388,7 @@ def log_sizes(folder: Path) -> dict[str, int]:
 
 def check_measured(run: ModeRun, mode: str) -> None:
     """A run without a single request measured nothing: that is an error, never a pass."""
-    if aggregated_stats(run.stats_file)["requests"] == 0:
+    if locust_totals(run.folder)["requests"] == 0:
         raise ExperimentError(
             f"Locust made no requests in {mode} mode: see {run.folder / 'locust.log'}"
         )

@@ -62,6 +62,7 @@ def test_results_folder_holds_the_contract_files_and_raw_data(experiment) -> Non
     for mode in summary["modes"]:
         for raw in (
             "locust_stats.csv",
+            "locust_totals.json",
             "users.jsonl",
             "timeline.jsonl",
             "events.jsonl",

@@ -43,6 +43,11 @@ class LocustRun:
         lines = (self.out / "timeline.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines]
 
+    @property
+    def totals(self) -> dict[str, Any]:
+        """Locust's own totals when it quit (``--totals-out``)."""
+        return json.loads((self.out / "locust_totals.json").read_text())
+
     def requests(self) -> int:
         return sum(second["requests"] for second in self.timeline)
 
@@ -85,6 +90,7 @@ def start_locust(
         "--csv", str(out / "locust"),
         "--users-out", str(out / "users.jsonl"),
         "--timeline-out", str(out / "timeline.jsonl"),
+        "--totals-out", str(out / "locust_totals.json"),
         *extra,
     ]  # fmt: skip
     with (out / "locust.log").open("wb") as log:
@@ -187,6 +193,8 @@ def assert_healthy_run(run: LocustRun, shopper_kind: str, users: int = 4) -> Non
     assert run.returncode == 0, run.log  # not 1 (a request failed), not 3 (nothing answered)
     assert run.requests() > 0
     assert sum(run.failures().values()) == 0, run.failures()
+    # Locust's count when it quit is the timeline's, its last second included.
+    assert (run.totals["requests"], run.totals["failures"]) == (run.requests(), 0)
     records = run.users
     assert len(records) == users
     assert len({record["user"] for record in records}) == users

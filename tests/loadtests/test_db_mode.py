@@ -66,6 +66,9 @@ def test_wiped_sessions_are_counted_as_lost_once_per_shopper(shop: Shop, tmp_pat
     assert run.returncode == 1, run.log  # Locust's own code for "some requests failed"
     failures = run.failures()
     assert failures["logged_out"] + failures["cart_mismatch"] > 0
+    # Stopped by SIGTERM, Locust still writes its totals: the timeline's counts.
+    assert run.totals["requests"] == run.requests()
+    assert run.totals["failures"] == sum(failures.values())
     assert failures["http_5xx"] == failures["connection"] == failures["csrf"] == 0, failures
     assert failures["unexpected"] == 0, failures
     assert {row["Error"] for row in run.failure_rows()} <= {
