@@ -359,7 +359,7 @@ EXPERIMENT_CHECKS: dict[str, list[Callable[[dict[str, Any], Path], None]]] = {
         failover_costs_seconds_of_writes,
         sync_failover_loses_nothing,
     ],
-    "--modes memcached --scenario cache-node-down --users 12 --duration 30": [
+    "--modes memcached --scenario cache-node-down --users 24 --duration 30": [
         only_the_killed_node_s_users_lose
     ],
     "--modes redis,cookie,jwt --scenario two-tabs --users 6 --duration 15": [
