@@ -67,6 +67,26 @@ def test_an_expired_session_is_not_read() -> None:
     assert stale.session_key is None  # a fresh key will be made if anything is saved
 
 
+def test_a_save_the_database_refuses_is_its_error_and_a_deleted_row_an_update_error(
+    monkeypatch,
+) -> None:
+    from django.contrib.sessions.backends.base import UpdateError
+
+    from shop.sessions import db as session_db
+
+    session = saved_session(cart=CART)
+    session["cart"] = {"lines": {"1": 1}}
+    broken = session_db.SessionSQL(select="", update="UPDATE no_such_table SET x = %s, y = %s")
+    monkeypatch.setattr(session_db, "_statements", lambda model, alias: broken)
+    # A database down (or refusing) mid-request: not "the session was deleted" (400).
+    with pytest.raises(DatabaseError):
+        session.save()
+    monkeypatch.undo()
+    SessionStore.get_model_class().objects.filter(session_key=session.session_key).delete()
+    with pytest.raises(UpdateError):  # a logout elsewhere: Django's 400 is right here
+        session.save()
+
+
 @pytest.mark.parametrize("key", ["x" * 32, "short", "../../etc/passwd", "a" * 41, ""])
 def test_an_unknown_or_malformed_key_reads_as_an_empty_session(key: str) -> None:
     session = SessionStore(key)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import UpdateError
-from django.db import DatabaseError, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -71,10 +71,14 @@ def update_row(store: db.SessionStore) -> None:
     """Save an existing session as Django does (``force_update``), in one plain UPDATE of its row.
 
     Its data and expiry, by its key; ``UpdateError`` if no row has the key
-    any more (a logout elsewhere) or the database refuses, as Django's save
-    raises. Building Django's UPDATE through the ORM costs about 150 µs here,
-    more than SQLite takes to run it. Outside a transaction the statement
-    commits on its own; inside one, it runs in a savepoint, as Django's does.
+    any more (a logout elsewhere), as Django's save raises. A database that
+    cannot be reached raises its own error (a 500, as every other request
+    then gets), not ``UpdateError``: Django's save turns any ``DatabaseError``
+    into one, and so answers 400 "the session was deleted" for a session
+    that is still there. Building Django's UPDATE through the ORM costs
+    about 150 µs here, more than SQLite takes to run it. Outside a
+    transaction the statement commits on its own; inside one, it runs in a
+    savepoint, as Django's does.
     Also ``shop.sessions.cached_db``'s, whose store is Django's database one too.
     """
     model = store.model
@@ -88,12 +92,9 @@ def update_row(store: db.SessionStore) -> None:
     in_transaction = (
         transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext()
     )
-    try:
-        with in_transaction, connection.cursor() as cursor:
-            cursor.execute(_statements(model, alias).update, values)
-            updated = cursor.rowcount
-    except DatabaseError as error:
-        raise UpdateError from error
+    with in_transaction, connection.cursor() as cursor:
+        cursor.execute(_statements(model, alias).update, values)
+        updated = cursor.rowcount
     if updated == 0:
         raise UpdateError
 
