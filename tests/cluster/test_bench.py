@@ -74,15 +74,15 @@ def test_bench_measures_three_pages_per_mode_and_their_ratios(tmp_path) -> None:
         assert kill["checkouts"] > 0 and kill["orders_acknowledged"] > 0, (mode, kill)
         assert kill["checkouts_unrecovered"] == 0, (mode, kill)
         assert kill["orders_lost"] == kill["orders_doubled"] == 0, (mode, kill)
-        # Every order stored was told to the client, but in sticky: a checkout cut off
-        # on app2 is sent again to an instance that never had the session and refused
-        # (401), so its order stands unknown to the client (CI, 2026-11-30: 1 in 466).
+        # Every order stored was told to the client, but in sticky: a checkout app2
+        # stored and never answered is sent again (by nginx, or by the client if its
+        # answer was cut off) to an instance that never had the session, which refuses
+        # it (401), so its order stands unknown to the client. Clean-clone CI runs,
+        # 2026-11-30: 1 in 466 checkouts (cut off), then 1 in 231 (re-sent by nginx).
         unknown = kill["orders_unacknowledged"]
         assert kill["orders_stored"] == kill["orders_acknowledged"] + unknown, (mode, kill)
         keeps = get_mode(mode.split(" ")[0]).keeps_sessions_on_instance_death
-        assert unknown <= (
-            0 if keeps else min(kill["checkouts_cut_off"], kill["checkouts_refused"])
-        )
+        assert unknown <= (0 if keeps else kill["checkouts_refused"]), (mode, kill)
     assert "| sticky |" in report and "orders acked / stored / lost / doubled" in report
 
 
