@@ -150,6 +150,16 @@ def instance_env(instance: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cluster_service(name: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Service in front of the pods labelled ``app: name``, on one cluster address."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": ports},
+    }
+
+
 def headless_service(name: str, port: int, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -228,15 +238,7 @@ def shop_objects() -> list[tuple[str, dict[str, Any]]]:
     app["readinessProbe"] = probe
     # Generous, like compose's start_period: a restart must not hide a slow start.
     app["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 6}
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": SHOP},
-        "spec": {
-            "selector": {"app": SHOP},
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-        },
-    }
+    service = cluster_service(SHOP, [{"name": "http", "port": 80, "targetPort": "http"}])
     backend = {"service": {"name": SHOP, "port": {"name": "http"}}}
     ingress = {
         "apiVersion": "networking.k8s.io/v1",
@@ -407,18 +409,13 @@ def locust_objects() -> list[tuple[str, dict[str, Any]]]:
     worker = locust_container(
         LOCUST_WORKER, with_option(defaults(compose["command"]), "--master-host", LOCUST)
     )
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": LOCUST},
-        "spec": {
-            "selector": {"app": LOCUST},
-            "ports": [
-                {"name": "workers", "port": LOCUST_MASTER_PORT, "targetPort": "workers"},
-                {"name": "web", "port": web_port, "targetPort": "web"},
-            ],
-        },
-    }
+    service = cluster_service(
+        LOCUST,
+        [
+            {"name": "workers", "port": LOCUST_MASTER_PORT, "targetPort": "workers"},
+            {"name": "web", "port": web_port, "targetPort": "web"},
+        ],
+    )
     return [
         (
             "Locust's master, compose's `locust` service: the web UI (kubectl port-forward\n"
